@@ -1,0 +1,123 @@
+"""The features table: one tidy row per (example, layer), cached as parquet.
+
+:func:`extract` renders the prompts (:mod:`prompts`), runs the hooked layer-wise pass
+(:mod:`lens`) batch by batch and returns a pandas DataFrame with the columns in :data:`COLUMNS`.
+The result is cached under ``<cache>/features/<key>.parquet`` where the key hashes the model, the
+task (name and content), shots, limit, seed, prompt-length limit and :data:`CODE_VERSION`.
+Each finished batch is written to ``<key>.partial/<batch>.parquet`` first (atomically), so an
+interrupted run resumes where it stopped; the final file is written atomically and the partial
+folder removed. Nothing half-written is ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .lens import layerwise_pass
+from .models import LM, load_model
+from .paths import cache_dir
+from .prompts import PromptItem, answer_token_ids, build_prompts
+from .tasks import Task, load_task
+
+CODE_VERSION = "features-v1"  # bump when the meaning of any column changes
+COLUMNS: tuple[str, ...] = (
+    "model", "task", "group", "shots", "seed", "example_id", "layer", "num_layers", "prompt",
+    "answer", "target_id", "shots_used", "seq_len", "top1_id", "top2_id", "gap", "top_prob",
+    "target_prob", "target_rank", "entropy", "kl_prev", "ans_top1_id", "ans_gap", "ans_top_prob",
+    "cos_attn", "cos_mlp", "cos_hidden",
+)
+
+
+def cache_key(model: str, task: Task, shots: int, limit: int | None, seed: int,
+              max_prompt_tokens: int) -> str:
+    """Stable key of everything the features depend on."""
+    content = hashlib.sha256(json.dumps([task.examples, task.demos], sort_keys=True).encode()).hexdigest()
+    blob = json.dumps([model, task.name, content, shots, limit, seed, max_prompt_tokens, CODE_VERSION])
+    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
+    return f"{safe(model)}__{safe(task.name)}__k{shots}__n{limit}__s{seed}__" + \
+        hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def features_path(model: str, task: Task, shots: int, limit: int | None, seed: int,
+                  max_prompt_tokens: int) -> Path:
+    """Where the cached features of this configuration live (whether or not they exist yet)."""
+    return cache_dir() / "features" / f"{cache_key(model, task, shots, limit, seed, max_prompt_tokens)}.parquet"
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _batch_frame(lm: LM, task: Task, items: list[PromptItem], answer_ids: list[int] | None,
+                 seed: int) -> pd.DataFrame:
+    res = layerwise_pass(lm, [i.prompt for i in items], [i.target_id for i in items], answer_ids)
+    B, L = res.shape
+    df = pd.DataFrame({k: v.reshape(-1).numpy() for k, v in res.features.items()})
+    df.insert(0, "layer", [l + 1 for _ in range(B) for l in range(L)])
+    for col, vals in (("example_id", [i.example_id for i in items]), ("prompt", [i.prompt for i in items]),
+                      ("answer", [i.answer for i in items]), ("target_id", [i.target_id for i in items]),
+                      ("shots_used", [i.shots_used for i in items]), ("seq_len", [i.n_tokens for i in items])):
+        df[col] = [v for v in vals for _ in range(L)]
+    df["model"], df["task"], df["group"] = lm.name, task.name, task.group
+    df["shots"], df["seed"], df["num_layers"] = items[0].shots, seed, L
+    return df[list(COLUMNS)]
+
+
+def extract(model: str | LM, task: str | Task, *, shots: int = 0, limit: int | None = 50, seed: int = 0,
+            batch_size: int = 8, max_prompt_tokens: int = 1024, use_cache: bool = True,
+            progress: bool = True) -> pd.DataFrame:
+    """Features for ``limit`` test examples of ``task`` (k = ``shots``) on ``model``.
+
+    Returns a DataFrame with :data:`COLUMNS`, one row per (example, layer), layers 1..L.
+    ``model`` may be a spec for :func:`load_model` (loaded only if the cache misses) or an LM.
+    """
+    task = load_task(task) if isinstance(task, str) else task
+    name = model if isinstance(model, str) else model.name
+    final = features_path(name, task, shots, limit, seed, max_prompt_tokens)
+    partial = final.with_suffix(".partial")
+    if use_cache and final.exists():
+        return pd.read_parquet(final)
+    lm = load_model(model) if isinstance(model, str) else model
+    items = build_prompts(task, lm.tokenizer, shots=shots, seed=seed, limit=limit,
+                          max_prompt_tokens=max_prompt_tokens)
+    answer_ids = answer_token_ids(lm.tokenizer, task.answer_vocab)
+    # Sort by length so batches pad little; results are independent of batching (tested).
+    order = sorted(range(len(items)), key=lambda i: items[i].n_tokens)
+    batches = [[items[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
+    partial.mkdir(parents=True, exist_ok=True)
+    frames = []
+    bar = tqdm(batches, desc=f"{name} {task.name} k={shots}", disable=not progress, unit="batch")
+    for b, batch in enumerate(bar):
+        chunk = partial / f"{b:05d}.parquet"
+        if use_cache and chunk.exists():
+            frames.append(pd.read_parquet(chunk))
+            continue
+        df = _batch_frame(lm, task, batch, answer_ids, seed)
+        _atomic_parquet(df, chunk)
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True).sort_values(["example_id", "layer"], kind="stable")
+    out = out.reset_index(drop=True)
+    _atomic_parquet(out, final)
+    shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def extract_many(model: str | LM, tasks: list[str], shots: list[int], *, limit: int | None = 50,
+                 seed: int = 0, max_prompt_tokens: int = 1024, **kwargs) -> pd.DataFrame:
+    """:func:`extract` for every (task, shots) pair, concatenated. Loads the model at most once,
+    and only if some pair is not cached yet."""
+    loaded = [load_task(t) for t in tasks]
+    if isinstance(model, str) and any(
+            not features_path(model, t, k, limit, seed, max_prompt_tokens).exists() for t in loaded for k in shots):
+        model = load_model(model)
+    return pd.concat([extract(model, t, shots=k, limit=limit, seed=seed, max_prompt_tokens=max_prompt_tokens,
+                              **kwargs) for t in loaded for k in shots], ignore_index=True)
