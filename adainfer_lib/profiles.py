@@ -1,0 +1,46 @@
+"""Run profiles: how much work a notebook does. Notebooks take ``PROFILE`` as a papermill parameter.
+
+- ``ci``: what nbval runs in the test suite (seconds to a minute per notebook; a smoke test of the
+  whole story on few examples, numbers are NOT meaningful).
+- ``default``: what the README's main command runs (all notebooks in well under 30 minutes on 2 CPU
+  cores; small but real samples).
+- ``full``: more examples and every task; hours on a CPU, minutes on a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .models import DEFAULT_MODEL, TEST_MODEL
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes for one run of the notebooks."""
+
+    name: str
+    model: str                       # main model of every notebook
+    second_model: str                # cross-model tables (paper Table 5, Table 6 inter-model)
+    limit: int                       # test examples per (task, shots)
+    train_limit: int                 # training examples per task for the exit classifiers
+    few_shots: tuple[int, ...]       # the paper's "few-shot" = average over these k
+    batch_size: int                  # prompts per forward pass
+    max_prompt_tokens: int           # demonstrations are dropped beyond this length
+    seed: int = 0
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile("ci", DEFAULT_MODEL, TEST_MODEL, limit=8, train_limit=8, few_shots=(5,),
+                  batch_size=8, max_prompt_tokens=512),
+    "default": Profile("default", DEFAULT_MODEL, "qwen2.5-0.5b", limit=40, train_limit=40,
+                       few_shots=(5, 10), batch_size=8, max_prompt_tokens=768),
+    "full": Profile("full", DEFAULT_MODEL, "qwen2.5-0.5b", limit=200, train_limit=200,
+                    few_shots=(5, 10, 15, 20), batch_size=8, max_prompt_tokens=2048),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """The named profile with any non-None overrides applied (e.g. ``limit=100``)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}")
+    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
