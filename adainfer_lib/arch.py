@@ -39,7 +39,7 @@ _FAMILIES: dict[str, tuple[str, str, str, str, str, str]] = {
             "self_attn", "fc2"),
     "gpt2": ("transformer", "transformer.h", "transformer.ln_f", "lm_head", "attn", "mlp"),
     "gptj": ("transformer", "transformer.h", "transformer.ln_f", "lm_head", "attn", "mlp"),
-    "gpt_neox": ("gpt_neox", "gpt_neox.layers", "gpt_neox.final_layer_norm", "embed_out",
+    "gpt_neox": ("gpt_neox", "gpt_neox.layers", "gpt_neox.final_layer_norm", "lm_head",
                  "attention", "mlp"),
 }
 _GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3"}

@@ -97,7 +97,7 @@ def extract(model: str | LM, task: str | Task, *, shots: int = 0, limit: int | N
     frames = []
     bar = tqdm(batches, desc=f"{name} {task.name} k={shots}", disable=not progress, unit="batch")
     for b, batch in enumerate(bar):
-        chunk = partial / f"{b:05d}.parquet"
+        chunk = partial / f"bs{batch_size}_{b:05d}.parquet"  # a resume with another batch size starts over
         if use_cache and chunk.exists():
             frames.append(pd.read_parquet(chunk))
             continue

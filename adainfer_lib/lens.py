@@ -40,9 +40,14 @@ def capture(p: Parts, attn: bool = True, mlp: bool = True) -> Iterator[dict[str,
     store: dict[str, list[torch.Tensor]] = {"input": [], "hidden": [], "attn": [], "mlp": []}
     handles = []
 
+    def last(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 2:  # OPT runs its MLP (fc2) on (batch*seq, hidden): unflatten first
+            t = t.view(store["input"][-1].shape[0], -1, t.shape[-1])
+        return t[:, -1, :].detach()
+
     def saver(key: str):
         def hook(_mod, _inp, out):
-            store[key].append(first_tensor(out)[:, -1, :].detach())
+            store[key].append(last(first_tensor(out)))
         return hook
 
     def save_input(_mod, args, kwargs):

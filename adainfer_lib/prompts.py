@@ -78,7 +78,10 @@ def build_prompts(task: Task, tokenizer: PreTrainedTokenizerBase, *, shots: int,
     for qid in query_ids:
         ex = task.examples[qid]
         rng = np.random.default_rng([seed, qid, shots])
-        cand = [p for p in pool if p is not ex]
+        cand = [p for p in pool if p is not ex and p != ex]  # nor a duplicate row (it leaks the answer)
+        if shots > len(cand):
+            raise TaskError(f"task {task.name!r} example {qid}: {shots} shots requested but only "
+                            f"{len(cand)} demonstrations differ from the query")
         demos = [cand[i] for i in rng.choice(len(cand), size=shots, replace=False)] if shots else []
         where = f"task {task.name!r} example {qid}: "
         target = target_token_id(tokenizer, ex["output"], where)
