@@ -6,7 +6,7 @@ features DataFrame (labels default to :func:`make_labels`); ``predict(df)`` retu
 (e, l) in input order, the exit signal at layer l computed only from rows of example e with
 layer <= l (online / causal), except ``CRFPolicy(decoding="offline")`` which is a labelled
 comparison only. :func:`simulate` turns signals into exits: the first layer signalling 1, else L
-(the model's own answer). An example is the group ``("task", "shots", "example_id")`` restricted
+(the model's own answer). An example is the group ``("model", "task", "split", "shots", "example_id")`` restricted
 to the columns present.
 
 Degenerate training labels (one class): the policy does not call scikit-learn/crfsuite, warns, and
@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.svm import SVC
 
-GROUP_KEYS: tuple[str, ...] = ("task", "shots", "example_id")
+GROUP_KEYS: tuple[str, ...] = ("model", "task", "split", "shots", "example_id")
 RAW_FEATURES: tuple[str, ...] = (
     "gap", "top_prob", "entropy", "kl_prev", "cos_attn", "cos_mlp", "cos_hidden",
     "ans_gap", "ans_top_prob",
@@ -47,7 +47,7 @@ LABELS: tuple[str, ...] = ("correct", "consistent")
 
 # ----------------------------------------------------------------------------- frame helpers
 def group_keys(df: pd.DataFrame) -> list[str]:
-    """The example key: those of ``("task", "shots", "example_id")`` present (``example_id`` required)."""
+    """The example key: those of :data:`GROUP_KEYS` present (``example_id`` required)."""
     if "example_id" not in df.columns:
         raise ValueError("features frame has no 'example_id' column")
     return [k for k in GROUP_KEYS if k in df.columns]

@@ -4,6 +4,7 @@ the converted model stays in the user cache."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,8 @@ def test_table(smollm2, reference):
     assert (df["shots"] == SHOTS).all() and (df["seed"] == SEED).all()
     assert df["top_prob"].between(0, 1).all() and (df["gap"] <= df["top_prob"]).all()
     assert set(df["ans_top1_id"]) <= set(features.answer_token_ids(smollm2.tokenizer, task.answer_vocab))
-    final = features.features_path(smollm2.name, task, SHOTS, LIMIT, SEED, 1024)
-    assert final.parent == folder / "features" and final.is_file()
+    key = features.cache_key(smollm2.name, task, SHOTS, LIMIT, SEED, 1024)
+    assert [p.name for p in (folder / "features").iterdir()] == [f"{key}.parquet"]
     assert _leftovers(folder) == []
 
 
@@ -102,54 +103,52 @@ def test_second_call_reads_the_cache(reference, monkeypatch):
     pd.testing.assert_frame_equal(again, df)
 
 
-def _interrupt(model, folder: Path, monkeypatch) -> None:
-    """Run an extraction that dies in its 2nd batch; the 1st batch's chunk survives."""
-    failing = _Counting(features._batch_frame, fail_on=2)
-    monkeypatch.setattr(features, "_batch_frame", failing)
-    with pytest.raises(KeyboardInterrupt):
-        _extract(model)
+@pytest.fixture(scope="module")
+def interrupted(smollm2, tmp_path_factory):
+    """A cache folder left by an extraction that died in its 2nd batch (the 1st batch's chunk survives)."""
+    folder = tmp_path_factory.mktemp("features_interrupted")
+    with pytest.MonkeyPatch.context() as mp:
+        _use_cache(mp, folder)
+        failing = _Counting(features._batch_frame, fail_on=2)
+        mp.setattr(features, "_batch_frame", failing)
+        with pytest.raises(KeyboardInterrupt):
+            _extract(smollm2)
     assert failing.calls == 2
     (partial,) = (folder / "features").glob("*.partial")
     assert len(list(partial.glob("*.parquet"))) == 1
     assert not list((folder / "features").glob("*.parquet"))  # no final file
     assert not list(folder.rglob("*.tmp"))
+    return folder
 
 
-def test_resume_computes_only_missing_batches(smollm2, reference, tmp_path, monkeypatch):
+def _restore(interrupted: Path, tmp_path: Path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    shutil.copytree(interrupted, folder)
+    return _use_cache(monkeypatch, folder)
+
+
+def test_resume_computes_only_missing_batches(smollm2, reference, interrupted, tmp_path, monkeypatch):
     ref, _ = reference
-    _use_cache(monkeypatch, tmp_path)
-    real = features._batch_frame
-    _interrupt(smollm2, tmp_path, monkeypatch)
-    resumed = _Counting(real)
+    folder = _restore(interrupted, tmp_path, monkeypatch)
+    resumed = _Counting(features._batch_frame)
     monkeypatch.setattr(features, "_batch_frame", resumed)
     df = _extract(smollm2)
     assert resumed.calls == LIMIT // BATCH - 1
     pd.testing.assert_frame_equal(df, ref)
-    assert _leftovers(tmp_path) == []
-    pd.testing.assert_frame_equal(pd.read_parquet(next((tmp_path / "features").glob("*.parquet"))), ref)
+    assert _leftovers(folder) == []
+    (final,) = (folder / "features").iterdir()
+    pd.testing.assert_frame_equal(pd.read_parquet(final), ref)
 
 
-def test_resume_with_another_batch_size(smollm2, reference, tmp_path, monkeypatch):
+def test_resume_with_another_batch_size(smollm2, reference, interrupted, tmp_path, monkeypatch):
     """Chunks of an interrupted run with batch size 2 must not be reused as batches of size 4."""
     ref, _ = reference
-    _use_cache(monkeypatch, tmp_path)
-    real = features._batch_frame
-    _interrupt(smollm2, tmp_path, monkeypatch)
-    monkeypatch.setattr(features, "_batch_frame", real)
+    folder = _restore(interrupted, tmp_path, monkeypatch)
+    resumed = _Counting(features._batch_frame)
+    monkeypatch.setattr(features, "_batch_frame", resumed)
     df = _extract(smollm2, batch_size=LIMIT)
+    assert resumed.calls == 1
     assert len(df) == len(ref) and not df.duplicated(["example_id", "layer"]).any()
     pd.testing.assert_frame_equal(df[IDENTITY], ref[IDENTITY])
     np.testing.assert_allclose(df[FLOATS].to_numpy(float), ref[FLOATS].to_numpy(float), atol=1e-4, rtol=0)
-    assert _leftovers(tmp_path) == []
-
-
-def test_use_cache_false_recomputes(smollm2, reference, tmp_path, monkeypatch):
-    ref, _ = reference
-    _use_cache(monkeypatch, tmp_path)
-    calls = _Counting(features._batch_frame)
-    monkeypatch.setattr(features, "_batch_frame", calls)
-    first = _extract(smollm2, limit=2)
-    second = _extract(smollm2, limit=2, use_cache=False)
-    assert calls.calls == 2
-    pd.testing.assert_frame_equal(first, second)
-    assert set(first["example_id"]) < set(ref["example_id"])
+    assert _leftovers(folder) == []

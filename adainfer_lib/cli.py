@@ -1,0 +1,204 @@
+"""Command line: ``adainfer extract | train | evaluate | data``.
+
+Examples::
+
+    adainfer extract --model smollm2-135m --task builtin_capitalize --shots 5 --limit 20 --out f.parquet
+    adainfer train --model gemma3-270m --tasks builtin_capitalize,builtin_antonym --shots 0,5 \\
+        --policy svm --out svm.json
+    adainfer evaluate --model gemma3-270m --task sentiment --shots 5 --limit 50 --policy svm \\
+        --policy-file svm.json --json result.json [--engine]
+    adainfer data builtin            # write the offline tasks as JSON into the data folder
+    adainfer data download           # fetch MMLU / SST-2 / AG News / ... with HF datasets (online)
+
+T may be a registry name (``adainfer data list``) or a path to a JSON file in the function-vector
+format (a list of {"input": ..., "output": ...}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import builtin_tasks
+from .paths import data_dir
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="gemma3-270m", help="alias, Hugging Face id, local folder or .gguf")
+    p.add_argument("--limit", type=int, default=50, help="examples per task (for quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-prompt-tokens", type=int, default=1024)
+
+
+def cmd_extract(a: argparse.Namespace) -> int:
+    from .features import extract
+
+    df = extract(a.model, a.task, shots=a.shots, limit=a.limit, seed=a.seed, batch_size=a.batch_size,
+                 max_prompt_tokens=a.max_prompt_tokens, split=a.split)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out, index=False)
+    print(f"wrote {len(df)} rows ({df['example_id'].nunique()} examples x {df['num_layers'].iloc[0]} layers) "
+          f"to {out}")
+    return 0
+
+
+def _policy_params(a: argparse.Namespace) -> dict:
+    params: dict = {}
+    if a.policy in ("svm", "crf") and a.features:
+        params["features"] = tuple(_names(a.features))
+    if a.policy == "svm" and a.class_weight:
+        params["class_weight"] = a.class_weight
+    if a.policy == "rule":
+        params["threshold"] = a.threshold
+    if a.policy == "static":
+        params["depth"] = a.depth
+    return params
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .experiments import fit, training_frame
+    from .policy_io import save_policy
+
+    train = training_frame(a.model, _names(a.tasks), a.shots, limit=a.limit, seed=a.seed,
+                           batch_size=a.batch_size, max_prompt_tokens=a.max_prompt_tokens)
+    policy = fit(a.policy, train, **_policy_params(a))
+    save_policy(policy, a.out, model=a.model,
+                features_meta={"tasks": _names(a.tasks), "shots": a.shots, "limit": a.limit, "seed": a.seed})
+    print(f"trained {a.policy} on {train['example_id'].nunique()} examples x layers "
+          f"({len(train)} rows) from {a.tasks}; wrote {a.out}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .experiments import fit, sample_training_pool, score, training_frame
+    from .features import extract
+    from .models import load_model
+    from .policy_io import load_policy
+    from .tasks import load_task
+
+    task = load_task(a.task)
+    lm = load_model(a.model)
+    test = extract(lm, task, shots=a.shots, limit=a.limit, seed=a.seed, batch_size=a.batch_size,
+                   max_prompt_tokens=a.max_prompt_tokens)
+    if a.policy_file:
+        policy = load_policy(a.policy_file, model=a.model)
+        trained_on = "file " + a.policy_file
+    elif a.policy in ("svm", "crf"):
+        pool = _names(a.train_tasks) if a.train_tasks else sample_training_pool(
+            list(builtin_tasks.BUILTIN_TASK_NAMES), 6, a.seed, exclude=(task.name,))
+        train = training_frame(lm, pool, [a.shots], limit=a.limit, seed=a.seed, batch_size=a.batch_size,
+                               max_prompt_tokens=a.max_prompt_tokens)
+        policy = fit(a.policy, train, **_policy_params(a))
+        trained_on = "tasks " + ",".join(pool)
+    else:
+        policy = fit(a.policy, test, **_policy_params(a))  # rule/static/full/oracle: fit learns nothing
+        trained_on = "no training"
+    summary, sim = score(policy, test, lm.model.config)
+    full, _ = score(fit("full", test), test, lm.model.config)
+    result = {"model": a.model, "task": task.name, "shots": a.shots, "policy": type(policy).__name__,
+              "policy_params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in policy.get_params().items()},
+              "trained_on": trained_on, **summary, "full_model_accuracy": full["accuracy"], "seed": a.seed,
+              "mode": "simulated from the features cache"}
+    if a.engine:
+        from .experiments import run_engine, time_full_model
+        from .prompts import build_prompts
+
+        eng, secs = run_engine(lm, task, policy, shots=a.shots, limit=a.limit, seed=a.seed,
+                               batch_size=a.batch_size, max_prompt_tokens=a.max_prompt_tokens)
+        merged = sim.merge(eng, on="example_id", suffixes=("", "_engine"))
+        prompts = [i.prompt for i in build_prompts(task, lm.tokenizer, shots=a.shots, seed=a.seed, limit=a.limit,
+                                                   max_prompt_tokens=a.max_prompt_tokens)]
+        full_secs = time_full_model(lm, prompts, a.batch_size)
+        result.update(mode="real early-exit engine (simulation checked)", engine_seconds=secs,
+                      full_model_seconds=full_secs, wall_clock_speedup=full_secs / secs,
+                      engine_matches_simulation=bool((merged["exit_layer"] == merged["exit_layer_engine"]).all()
+                                                     and (merged["pred_id"] == merged["pred_id_engine"]).all()))
+    text = json.dumps(result, indent=2)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from .tasks import available_tasks
+
+    if a.action == "list":
+        print("\n".join(available_tasks()))
+    elif a.action == "builtin":
+        paths = builtin_tasks.write_builtin_tasks(data_dir() / "builtin")
+        print(f"wrote {len(paths)} offline tasks to {data_dir() / 'builtin'}")
+    elif a.action == "download":
+        from .download import download_all
+
+        download_all(data_dir())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adainfer", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="layer-wise features of a task -> parquet")
+    _common(p)
+    p.add_argument("--task", required=True)
+    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_extract)
+
+    for name, func in (("train", cmd_train), ("evaluate", cmd_evaluate)):
+        p = sub.add_parser(name, help="fit an exit classifier" if name == "train" else "score an exit policy")
+        _common(p)
+        p.add_argument("--policy", choices=["svm", "crf", "rule", "static", "full", "oracle"], default="svm")
+        p.add_argument("--features", help="comma-separated feature names for svm/crf (default gap,top_prob)")
+        p.add_argument("--class-weight", choices=["balanced"], default=None)
+        p.add_argument("--threshold", type=float, default=0.8, help="rule: exit when gap > threshold")
+        p.add_argument("--depth", type=int, default=1, help="static: exit layer")
+        if name == "train":
+            p.add_argument("--tasks", required=True, help="comma-separated training tasks")
+            p.add_argument("--shots", type=_ints, default=[0])
+            p.add_argument("--out", required=True)
+        else:
+            p.add_argument("--task", required=True)
+            p.add_argument("--shots", type=int, default=0)
+            p.add_argument("--policy-file")
+            p.add_argument("--train-tasks", help="svm/crf without --policy-file: training tasks "
+                                                 "(default: 6 sampled offline tasks)")
+            p.add_argument("--engine", action="store_true", help="also run the real early-exit engine")
+            p.add_argument("--json")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("data", help="task data: list | builtin | download")
+    p.add_argument("action", choices=["list", "builtin", "download"])
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, NotImplementedError) as err:
+        print(f"adainfer: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

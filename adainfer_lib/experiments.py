@@ -1,0 +1,108 @@
+"""Experiment glue shared by the CLI and the notebooks: training pools, fitting, scoring with FLOPs.
+
+- :func:`sample_training_pool`: the paper (§5.6) trains the classifier on 6-9 tasks sampled from the
+  pool of task training sets; we sample ``n`` names with a recorded seed, excluding test tasks.
+- :func:`training_frame`: features of the TRAIN split of each training task (never the test split).
+- :func:`score`: simulate a policy on a features table and report accuracy, exit-layer statistics
+  and the FLOPs ratios (paper Eq. 2 and the honest count, :mod:`flops`).
+- :func:`run_engine`: the same policy through the real early-exit engine, with wall-clock time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import flops
+from .arch import model_dims
+from .engine import run_early_exit
+from .features import extract_many
+from .lens import model_inputs
+from .models import LM
+from .policies import make_policy, simulate, summarize
+from .prompts import answer_token_ids, build_prompts
+from .tasks import Task, load_task
+
+# Policies that evaluate the lens at every layer up to their exit (honest FLOPs charge each check).
+LENS_EVERY_LAYER = {"SVMPolicy", "CRFPolicy", "RulePolicy", "OraclePolicy"}
+
+
+def sample_training_pool(candidates: list[str], n: int, seed: int, exclude: tuple[str, ...] = ()) -> list[str]:
+    """``n`` task names sampled without replacement (seeded) from ``candidates`` minus ``exclude``."""
+    pool = sorted(set(candidates) - set(exclude))
+    if not pool:
+        raise ValueError(f"no training tasks left after excluding {list(exclude)}")
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(pool, size=min(n, len(pool)), replace=False).tolist())
+
+
+def training_frame(model: str | LM, tasks: list[str], shots: list[int], *, limit: int, seed: int = 0,
+                   **kwargs) -> pd.DataFrame:
+    """Classifier training data (Appendix B): features of the train split of every task x shots."""
+    return extract_many(model, tasks, shots, limit=limit, seed=seed, split="train", **kwargs)
+
+
+def fit(name: str, train: pd.DataFrame, **params):
+    """A fitted policy by short name (``svm``, ``crf``, ``rule``, ``static``, ``full``, ``oracle``)."""
+    return make_policy(name, **params).fit(train)
+
+
+def flops_columns(sim: pd.DataFrame, config, policy) -> pd.DataFrame:
+    """Add per-example ``flops_ratio_paper`` and ``flops_ratio_honest`` to a simulation table."""
+    dims = model_dims(config)
+    exit_layer = sim["exit_layer"].to_numpy()
+    seq = sim["seq_len"].to_numpy()
+    checks = exit_layer if type(policy).__name__ in LENS_EVERY_LAYER else np.ones_like(exit_layer)
+    out = sim.copy()
+    out["flops_ratio_paper"] = flops.paper_flops_ratio(exit_layer, dims.num_layers, dims.hidden_size, seq,
+                                                       dims.vocab_size)
+    out["flops_ratio_honest"] = flops.honest_flops_ratio(dims, seq, exit_layer, checks)
+    return out
+
+
+def score(policy, test: pd.DataFrame, config) -> tuple[dict, pd.DataFrame]:
+    """Simulate ``policy`` on a features table; (summary dict, per-example table).
+
+    The summary holds n, accuracy (0-1), mean_exit_layer, exit_layer_variance, num_layers and the
+    mean per-example FLOPs ratios (paper Eq. 2 and honest), as fractions of the full model.
+    """
+    sim = flops_columns(simulate(policy, test), config, policy)
+    summary = summarize(sim)
+    summary["flops_ratio_paper"] = flops.mean_ratio(sim["flops_ratio_paper"].to_numpy())
+    summary["flops_ratio_honest"] = flops.mean_ratio(sim["flops_ratio_honest"].to_numpy())
+    return summary, sim
+
+
+def run_engine(lm: LM, task: str | Task, policy, *, shots: int, limit: int | None, seed: int = 0,
+               batch_size: int = 1, max_prompt_tokens: int = 1024, progress: bool = True
+               ) -> tuple[pd.DataFrame, float]:
+    """Run the real early-exit engine over a task's test prompts; (per-example table, seconds)."""
+    task = load_task(task) if isinstance(task, str) else task
+    items = build_prompts(task, lm.tokenizer, shots=shots, seed=seed, limit=limit,
+                          max_prompt_tokens=max_prompt_tokens)
+    ans = answer_token_ids(lm.tokenizer, task.answer_vocab)
+    outs, seconds = [], 0.0
+    for s in tqdm(range(0, len(items), batch_size), desc=f"engine {task.name} k={shots}", disable=not progress):
+        b = items[s:s + batch_size]
+        t0 = time.perf_counter()
+        outs.append(run_early_exit(lm, [i.prompt for i in b], policy, target_ids=[i.target_id for i in b],
+                                   answer_ids=ans, example_ids=[i.example_id for i in b]))
+        seconds += time.perf_counter() - t0
+    return pd.concat(outs, ignore_index=True), seconds
+
+
+def time_full_model(lm: LM, prompts: list[str], batch_size: int) -> float:
+    """Seconds for the plain model (last-token logits only) over ``prompts`` in batches."""
+    import torch
+
+    seconds = 0.0
+    with torch.no_grad():
+        for s in range(0, len(prompts), batch_size):
+            inputs = model_inputs(lm, prompts[s:s + batch_size])
+            t0 = time.perf_counter()
+            lm.model(**inputs, use_cache=False, logits_to_keep=1)
+            seconds += time.perf_counter() - t0
+    return seconds
