@@ -1,4 +1,4 @@
-"""Command line: ``adainfer extract | train | evaluate | data``.
+"""Command line: ``adainfer extract | train | evaluate | notebooks | data``.
 
 Examples::
 
@@ -151,6 +151,15 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(a: argparse.Namespace) -> int:
+    from .notebooks import run_all
+
+    timings = run_all(a.profile, _names(a.only) if a.only else None)
+    total = sum(t for _, t in timings)
+    print("\n".join(f"{name:40s} {secs:7.0f} s" for name, secs in timings) + f"\n{'total':40s} {total:7.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adainfer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", action="store_true", help="also run the real early-exit engine")
             p.add_argument("--json")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("notebooks", help="execute every notebook in order with papermill")
+    p.add_argument("--profile", default="default", choices=["ci", "default", "full"])
+    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("data", help="task data: list | builtin | download")
     p.add_argument("action", choices=["list", "builtin", "download"])

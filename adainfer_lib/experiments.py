@@ -106,3 +106,40 @@ def time_full_model(lm: LM, prompts: list[str], batch_size: int) -> float:
             lm.model(**inputs, use_cache=False, logits_to_keep=1)
             seconds += time.perf_counter() - t0
     return seconds
+
+
+def evaluate_grid(policies: dict, test: pd.DataFrame, config) -> pd.DataFrame:
+    """Score every named fitted policy on every (model, task, shots) block of a features table.
+
+    Returns one row per (model, task, group, shots, policy) with n, accuracy, mean_exit_layer,
+    exit_layer_variance, num_layers, flops_ratio_paper and flops_ratio_honest (fractions).
+    """
+    rows = []
+    for (model, task, group, shots), block in test.groupby(["model", "task", "group", "shots"], sort=True):
+        for name, policy in policies.items():
+            summary, _ = score(policy, block, config)
+            rows.append({"model": model, "task": task, "group": group, "shots": int(shots), "policy": name,
+                         **summary})
+    return pd.DataFrame(rows)
+
+
+def by_setting(grid: pd.DataFrame, few_shots: tuple[int, ...]) -> pd.DataFrame:
+    """Collapse shots into the paper's settings: "zero-shot" (k=0) and "few-shot" (mean over
+    ``few_shots``, as the paper averages over k = 5/10/15/20). Metrics are unweighted means over k."""
+    metrics = ["accuracy", "flops_ratio_paper", "flops_ratio_honest", "mean_exit_layer", "exit_layer_variance"]
+    g = grid.copy()
+    g["setting"] = np.where(g["shots"] == 0, "zero-shot", np.where(g["shots"].isin(few_shots), "few-shot", "other"))
+    g = g[g["setting"] != "other"]
+    keys = ["model", "task", "group", "setting", "policy"]
+    out = g.groupby(keys, sort=False)[metrics].mean().reset_index()
+    out["n"] = g.groupby(keys, sort=False)["n"].sum().to_numpy()
+    return out
+
+
+def group_average(table: pd.DataFrame) -> pd.DataFrame:
+    """Task-group averages (paper Tables 2/3 'Avg' columns): mean over tasks within each group."""
+    metrics = [c for c in ("accuracy", "flops_ratio_paper", "flops_ratio_honest", "mean_exit_layer")
+               if c in table.columns]
+    out = table.groupby(["model", "group", "setting", "policy"], sort=False)[metrics].mean().reset_index()
+    out.insert(1, "task", "avg(" + out["group"] + ")")
+    return out

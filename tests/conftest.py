@@ -16,7 +16,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 _SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 if not os.environ.get("ADAINFER_DATA_DIR") and _SHARED_DATA.is_dir():
     os.environ["ADAINFER_DATA_DIR"] = str(_SHARED_DATA)

@@ -91,11 +91,15 @@ def assert_features_valid(res: lens.LayerwiseResult, batch: int, L: int, answer_
 
 
 def assert_batched_equals_single(lm, prompts, tgt, ans, *, rank_slack: int = 0,
-                                 batched: lens.LayerwiseResult | None = None) -> None:
-    """Left padding + position ids: every column of the batch equals the batch-size-1 pass."""
+                                 batched: lens.LayerwiseResult | None = None, padded_only: bool = False) -> None:
+    """Left padding + position ids: every column of the batch equals the batch-size-1 pass
+    (for every prompt, or only those the batch pads when ``padded_only``)."""
     if batched is None:
         batched = lens.layerwise_pass(lm, prompts, tgt, ans)
+    mask = lens.model_inputs(lm, prompts)["attention_mask"]
     for i, prompt in enumerate(prompts):
+        if padded_only and mask[i].all():
+            continue
         single = lens.layerwise_pass(lm, [prompt], [tgt[i]], ans)
         for k in lens.FEATURE_NAMES:
             a, b = batched.features[k][i], single.features[k][0]
@@ -161,7 +165,7 @@ def test_model_inputs_left_padding_and_positions(tiny):
         assert int(mask[i].sum()) == n
         assert pos[i, -n:].tolist() == list(range(n))
         assert ids[i, -n:].tolist() == tiny.tokenizer(prompt)["input_ids"]
-        assert (ids[i, :-n] == tiny.tokenizer.pad_token_id).all() if n < ids.shape[1] else True
+        assert (ids[i, : ids.shape[1] - n] == tiny.tokenizer.pad_token_id).all()
 
 
 @torch.no_grad()
@@ -286,7 +290,9 @@ def test_batched_equals_single_smollm2(smollm2, smollm2_batch):
     lengths = {len(smollm2.tokenizer(p)["input_ids"]) for p in SMOL_PROMPTS}
     assert len(lengths) == len(SMOL_PROMPTS), "prompts of different lengths"
     # a near-tie (|logit difference| < 1e-5 in a 49k vocabulary) may move the target's rank by one
-    assert_batched_equals_single(smollm2, SMOL_PROMPTS, tgt, ans, rank_slack=2, batched=batched)
+    # only the padded prompts (each real-model pass costs seconds: 30 layers x 49k-token lens)
+    assert_batched_equals_single(smollm2, SMOL_PROMPTS, tgt, ans, rank_slack=2, batched=batched,
+                                 padded_only=True)
 
 
 @pytest.mark.slow

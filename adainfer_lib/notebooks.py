@@ -1,0 +1,42 @@
+"""Run the workbook headlessly: every notebook in order with papermill.
+
+Executed copies go to ``notebooks/executed/`` (ignored by git); the source notebooks stay stripped.
+Each notebook gets ``PROFILE`` (and any extra parameters) through its ``parameters`` cell and is
+run with the kernel in ``notebooks/`` (as nbval does), so relative behaviour is the same in both.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .paths import REPO_ROOT
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def notebook_paths(only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order (``NN_name.ipynb``), optionally filtered by number/prefix."""
+    paths = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
+        if not paths:
+            raise ValueError(f"no notebook matches {only}; have: {[p.name for p in notebook_paths()]}")
+    return paths
+
+
+def run_all(profile: str = "default", only: list[str] | None = None, **parameters) -> list[tuple[str, float]]:
+    """Execute the notebooks in order; returns (name, seconds) per notebook. Stops at the first failure."""
+    import papermill as pm
+
+    out_dir = NOTEBOOK_DIR / "executed"
+    out_dir.mkdir(exist_ok=True)
+    timings = []
+    for path in notebook_paths(only):
+        t0 = time.perf_counter()
+        print(f"== {path.name} (profile {profile})", flush=True)
+        pm.execute_notebook(str(path), str(out_dir / path.name), parameters={"PROFILE": profile, **parameters},
+                            cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
+        timings.append((path.name, time.perf_counter() - t0))
+        print(f"   done in {timings[-1][1]:.0f} s", flush=True)
+    return timings
