@@ -21,7 +21,7 @@ from .arch import model_dims
 from .engine import run_early_exit
 from .features import extract_many
 from .lens import model_inputs
-from .models import LM
+from .models import LM, load_config
 from .policies import make_policy, simulate, summarize
 from .prompts import answer_token_ids, build_prompts
 from .tasks import Task, load_task
@@ -63,13 +63,23 @@ def flops_columns(sim: pd.DataFrame, config, policy) -> pd.DataFrame:
     return out
 
 
-def score(policy, test: pd.DataFrame, config) -> tuple[dict, pd.DataFrame]:
+def _config_for(test: pd.DataFrame, config):
+    if config is not None:
+        return config
+    models = test["model"].unique()
+    if len(models) != 1:
+        raise ValueError(f"features of several models {list(models)}: score them one model at a time")
+    return load_config(str(models[0]))
+
+
+def score(policy, test: pd.DataFrame, config=None) -> tuple[dict, pd.DataFrame]:
     """Simulate ``policy`` on a features table; (summary dict, per-example table).
 
+    ``config``: the model's HF config (for FLOPs); None reads it for the table's ``model`` column.
     The summary holds n, accuracy (0-1), mean_exit_layer, exit_layer_variance, num_layers and the
     mean per-example FLOPs ratios (paper Eq. 2 and honest), as fractions of the full model.
     """
-    sim = flops_columns(simulate(policy, test), config, policy)
+    sim = flops_columns(simulate(policy, test), _config_for(test, config), policy)
     summary = summarize(sim)
     summary["flops_ratio_paper"] = flops.mean_ratio(sim["flops_ratio_paper"].to_numpy())
     summary["flops_ratio_honest"] = flops.mean_ratio(sim["flops_ratio_honest"].to_numpy())
@@ -108,13 +118,14 @@ def time_full_model(lm: LM, prompts: list[str], batch_size: int) -> float:
     return seconds
 
 
-def evaluate_grid(policies: dict, test: pd.DataFrame, config) -> pd.DataFrame:
+def evaluate_grid(policies: dict, test: pd.DataFrame, config=None) -> pd.DataFrame:
     """Score every named fitted policy on every (model, task, shots) block of a features table.
 
     Returns one row per (model, task, group, shots, policy) with n, accuracy, mean_exit_layer,
     exit_layer_variance, num_layers, flops_ratio_paper and flops_ratio_honest (fractions).
     """
     rows = []
+    config = _config_for(test, config)
     for (model, task, group, shots), block in test.groupby(["model", "task", "group", "shots"], sort=True):
         for name, policy in policies.items():
             summary, _ = score(policy, block, config)

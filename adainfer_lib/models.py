@@ -177,6 +177,17 @@ def resolve(spec: str) -> tuple[str, str]:
     return "hub", spec
 
 
+def load_config(spec: str):
+    """The Hugging Face config of ``spec`` without loading weights (for FLOPs accounting)."""
+    from transformers import AutoConfig
+
+    kind, where = resolve(spec)
+    try:
+        return AutoConfig.from_pretrained(where)
+    except OSError as err:
+        raise ValueError(f"cannot read the config of model {spec!r} ({where}): {str(err).splitlines()[0][:200]}") from err
+
+
 def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None,
                dtype: torch.dtype = torch.float32) -> LM:
     """Load ``spec`` (alias, HF id, local folder or .gguf path) for inference.
