@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .lens import layerwise_pass
 from .models import LM, load_model
-from .paths import cache_dir
+from .paths import cache_dir, cache_only
 from .prompts import PromptItem, answer_token_ids, build_prompts
 from .tasks import Task, load_task
 
@@ -89,6 +89,9 @@ def extract(model: str | LM, task: str | Task, *, shots: int = 0, limit: int | N
     partial = final.with_suffix(".partial")
     if use_cache and final.exists():
         return pd.read_parquet(final)
+    if cache_only():
+        raise RuntimeError(f"features for {name} / {task.name} / k={shots} / {split} / limit={limit} are not in "
+                           f"the cache ({final.name}) and ADAINFER_CACHE_ONLY is set: run the main job first")
     lm = load_model(model) if isinstance(model, str) else model
     items = build_prompts(task, lm.tokenizer, shots=shots, seed=seed, limit=limit,
                           max_prompt_tokens=max_prompt_tokens, split=split)
@@ -119,7 +122,7 @@ def extract_many(model: str | LM, tasks: list[str], shots: list[int], *, limit: 
     """:func:`extract` for every (task, shots) pair, concatenated. Loads the model at most once,
     and only if some pair is not cached yet."""
     loaded = [load_task(t) for t in tasks]
-    if isinstance(model, str) and any(
+    if isinstance(model, str) and not cache_only() and any(
             not features_path(model, t, k, limit, seed, max_prompt_tokens, split).exists()
             for t in loaded for k in shots):
         model = load_model(model)

@@ -8,6 +8,8 @@ environment variables:
 - ``ADAINFER_CACHE_DIR``: converted models and features caches (default ``~/.cache/adainfer``).
 - ``ADAINFER_RESULTS_DIR``: result tables (default ``<repo>/results``).
 - ``ADAINFER_FIGURES_DIR``: figures (default ``<repo>/figures``).
+- ``ADAINFER_CACHE_ONLY=1``: figure regeneration mode: no forward pass may run; a features-cache
+  miss is an error and notebooks skip their live engine timings (``adainfer figures``).
 """
 
 from __future__ import annotations
@@ -47,3 +49,8 @@ def figures_dir() -> Path:
     path = _env_path("ADAINFER_FIGURES_DIR", REPO_ROOT / "figures")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_only() -> bool:
+    """True in figure-regeneration mode (``ADAINFER_CACHE_ONLY=1``): never run the model."""
+    return os.environ.get("ADAINFER_CACHE_ONLY", "") not in ("", "0")
