@@ -40,7 +40,7 @@ def cache_key(model: str, task: Task, shots: int, limit: int | None, seed: int,
     """Stable key of everything the features depend on."""
     content = hashlib.sha256(json.dumps([task.examples, task.demos], sort_keys=True).encode()).hexdigest()
     blob = json.dumps([model, task.name, content, shots, limit, seed, max_prompt_tokens, CODE_VERSION]
-                      + ([split] if split != "test" else []))
+                      + ([split] if split != "test" else []) + (["demos-v2"] if task.demos else []))
     safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
     return f"{safe(model)}__{safe(task.name)}__{split}__k{shots}__n{limit}__s{seed}__" + \
         hashlib.sha256(blob.encode()).hexdigest()[:12]

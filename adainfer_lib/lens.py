@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .arch import Parts, first_tensor, lens_logits
 from .models import LM
 
+LENS_CHUNK_ELEMENTS = 1 << 27  # logits held at once (512 MB of float32) when stacking layers
 FEATURE_NAMES: tuple[str, ...] = (
     "top1_id", "top2_id", "gap", "top_prob", "target_prob", "target_rank", "entropy", "kl_prev",
     "ans_top1_id", "ans_gap", "ans_top_prob", "cos_attn", "cos_mlp", "cos_hidden",
@@ -104,7 +105,12 @@ def lens_features(p: Parts, hidden: torch.Tensor, target_ids: torch.Tensor,
 
     Returns ({name: (batch,)}, log-probabilities (batch, vocab) for the next layer's KL).
     """
-    logits = lens_logits(p, hidden).float()                          # (batch, vocab)
+    return logit_features(lens_logits(p, hidden).float(), target_ids, answer_ids, prev_logp)
+
+
+def logit_features(logits: torch.Tensor, target_ids: torch.Tensor, answer_ids: torch.Tensor | None,
+                   prev_logp: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """:func:`lens_features` from precomputed lens logits (batch, vocab)."""
     logp = torch.log_softmax(logits, dim=-1)                         # (batch, vocab)
     prob = logp.exp()
     top = prob.topk(2, dim=-1)                                       # values/indices (batch, 2)
@@ -148,8 +154,15 @@ def layerwise_pass(lm: LM, prompts: list[str], target_ids: list[int],
         raise RuntimeError(f"captured {len(store['hidden'])} layer outputs, expected {L}")
     cols: dict[str, list[torch.Tensor]] = {k: [] for k in FEATURE_NAMES}
     prev = None
+    hidden = torch.stack(store["hidden"], dim=0)                      # (L, batch, hidden)
+    # The head is applied to all layers at once, in chunks of layers: one pass over the (vocab x
+    # hidden) weight per chunk instead of per layer (memory-bound on CPU for big vocabularies).
+    step = max(1, min(L, LENS_CHUNK_ELEMENTS // max(1, len(prompts) * p.head.weight.shape[0])))
+    logits_chunk: torch.Tensor | None = None
     for l in range(L):
-        feats, prev = lens_features(p, store["hidden"][l], tgt, ans, prev)
+        if l % step == 0:
+            logits_chunk = lens_logits(p, hidden[l:l + step]).float()   # (step, batch, vocab)
+        feats, prev = logit_features(logits_chunk[l % step], tgt, ans, prev)
         for k, v in feats.items():
             cols[k].append(v)
         nan = torch.full((len(prompts),), float("nan"), device=lm.device)

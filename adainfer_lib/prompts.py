@@ -1,8 +1,9 @@
 """k-shot prompts in the paper's template (§5.2) and first-token targets.
 
 Template ``Q: {x}\\nA: {y}\\n\\n`` per demonstration, then the query ``Q: {x}\\nA:``. Zero-shot is
-k=0. Demonstrations are drawn (seeded per example) from the task's demonstration pool (the
-``demos`` rows, e.g. MMLU dev, then the seeded train split). The target is the FIRST token of
+k=0. Demonstrations are drawn (seeded per example) from the seeded train split; for tasks with a
+separate demonstration pool (MMLU's dev rows) that pool comes first: the query's own subject's dev
+rows, then other subjects' dev rows, then the train split (so 5-shot MMLU is the standard 5 dev rows). The target is the FIRST token of
 ``" " + y`` (leading space, as the tokenizer sees it after ``A:``), as in Todd et al. 2024.
 
 Prompt-length control: if a prompt exceeds ``max_prompt_tokens``, demonstrations are dropped one
@@ -82,7 +83,15 @@ def build_prompts(task: Task, tokenizer: PreTrainedTokenizerBase, *, shots: int,
         if shots > len(cand):
             raise TaskError(f"task {task.name!r} example {qid}: {shots} shots requested but only "
                             f"{len(cand)} demonstrations differ from the query")
-        demos = [cand[i] for i in rng.choice(len(cand), size=shots, replace=False)] if shots else []
+        if task.demos:  # e.g. MMLU: the query's own subject's dev rows first, then other dev rows, then train
+            is_demo = {id(d) for d in task.demos}
+            same = [p for p in cand if id(p) in is_demo and p.get("subject") == ex.get("subject")]
+            other = [p for p in cand if id(p) in is_demo and p.get("subject") != ex.get("subject")]
+            rest = [p for p in cand if id(p) not in is_demo]
+            tiers = [[t[i] for i in rng.permutation(len(t))] for t in (same, other, rest)]
+            demos = [d for t in tiers for d in t][:shots]
+        else:
+            demos = [cand[i] for i in rng.choice(len(cand), size=shots, replace=False)] if shots else []
         where = f"task {task.name!r} example {qid}: "
         target = target_token_id(tokenizer, ex["output"], where)
         while True:

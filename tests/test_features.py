@@ -25,7 +25,9 @@ FLOATS = ["gap", "top_prob", "target_prob", "entropy", "kl_prev", "ans_gap", "an
 
 
 def _use_cache(monkeypatch, folder: Path) -> Path:
+    """Redirect the features cache only, and allow forward passes (no figure-regeneration mode)."""
     monkeypatch.setattr(features, "cache_dir", lambda: folder)
+    monkeypatch.delenv("ADAINFER_CACHE_ONLY", raising=False)
     return folder
 
 
@@ -101,6 +103,11 @@ def test_second_call_reads_the_cache(reference, monkeypatch):
     monkeypatch.setattr(features, "load_model", no)         # a string spec is not even loaded
     again = _extract("smollm2-135m")
     pd.testing.assert_frame_equal(again, df)
+    # figure-regeneration mode: a hit is served, a miss is an error (and still nothing runs)
+    monkeypatch.setenv("ADAINFER_CACHE_ONLY", "1")
+    pd.testing.assert_frame_equal(_extract("smollm2-135m"), df)
+    with pytest.raises(RuntimeError, match="not in the cache"):
+        _extract("smollm2-135m", limit=LIMIT + 1)
 
 
 @pytest.fixture(scope="module")
