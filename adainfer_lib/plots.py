@@ -3,8 +3,9 @@
 Every ``plot_*`` function takes a stats table and returns a :class:`matplotlib.figure.Figure`; it
 only reshapes (filters, pivots) and never computes statistics. Figures are built with the
 object-oriented API (``Figure(...)``, not ``pyplot``), so no GUI backend or global pyplot state is
-touched and nothing is shown twice in a notebook: display the returned figure, then hand it to
-:func:`save_figure`, which writes the PNG, the PDF and the CSV of the numbers behind it.
+touched and nothing is drawn twice or left open. Hand the figure to :func:`save_figure`, which
+writes the PNG, the PDF and the CSV of the numbers behind it; a notebook then shows the saved PNG
+(``IPython.display.Image``), i.e. exactly the file a reader will find in ``figures/``.
 
 Line styles follow the paper's Figure 1 by task group: solid for text classification
 (sentiment-like), dashed for question answering (MMLU-like), thinner dotted-dashed lines for
@@ -91,6 +92,11 @@ def _legend_handles(table: pd.DataFrame, styles: dict[str, dict]) -> list[Line2D
             for t, s in styles.items()]
 
 
+def _legend_columns(styles: dict[str, dict]) -> int:
+    """4 columns for short task names, 3 for long ones (builtin_*), so the legend fits the panels."""
+    return min(4 if max(len(t) for t in styles) <= 20 else 3, len(styles))
+
+
 def _grid(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, list[list]]:
     fig = Figure(figsize=(max(width * ncols, 7.5), height * nrows + 1.4), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex="col", sharey="row")
@@ -141,7 +147,7 @@ def plot_layer_accuracy(table: pd.DataFrame, *, x: str = "layer", models: Sequen
                 if j == 0:
                     ax.set_ylabel("top-1 accuracy of the layer")
         fig.legend(handles=_legend_handles(table, styles), loc="outside lower center",
-                   ncols=min(4, len(styles)), title="task [group]", frameon=False)
+                   ncols=_legend_columns(styles), title="task [group]", frameon=False)
         fig.suptitle(title or "Accuracy of each layer's logit-lens prediction (paper Fig. 1)")
     return fig
 
@@ -196,6 +202,6 @@ def plot_feature_profile(profile: pd.DataFrame, *, features: Sequence[str] = ("g
                 if x == "layer" and n_layers:
                     ax.set_xlim(0.5, n_layers + 0.5)
         fig.legend(handles=_legend_handles(profile, styles), loc="outside lower center",
-                   ncols=min(4, len(styles)), title="task [group]", frameon=False)
+                   ncols=_legend_columns(styles), title="task [group]", frameon=False)
         fig.suptitle(title or "Mean feature value per layer (paper Figs. 3/4)")
     return fig

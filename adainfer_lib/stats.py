@@ -47,6 +47,13 @@ def _require(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         raise ValueError(f"{what}: the table is empty")
 
 
+def _one_split(df: pd.DataFrame, what: str) -> None:
+    """Train and test rows of the same run share example ids: refuse to pool them silently."""
+    if "split" in df.columns and df["split"].nunique() > 1:
+        raise ValueError(f"{what}: the table mixes splits {sorted(df['split'].unique())}; "
+                         f"filter one, e.g. df[df.split == 'test']")
+
+
 def _correct(df: pd.DataFrame) -> pd.Series:
     """Label of Appendix B: the layer's lens top-1 token is the target token (bool per row)."""
     return df["top1_id"].to_numpy() == df["target_id"].to_numpy()
@@ -65,6 +72,7 @@ def layer_accuracy(df: pd.DataFrame) -> pd.DataFrame:
         and tasks.
     """
     _require(df, RUN_KEYS + ("example_id", "layer", "num_layers", "top1_id", "target_id"), "layer_accuracy")
+    _one_split(df, "layer_accuracy")
     work = df[list(RUN_KEYS) + ["layer", "num_layers"]].assign(correct=_correct(df).astype(np.int64))
     out = (work.groupby(list(RUN_KEYS) + ["layer"], sort=False)
            .agg(num_layers=("num_layers", "first"), n=("correct", "size"), n_correct=("correct", "sum"))
@@ -102,7 +110,8 @@ def average_shots(table: pd.DataFrame, few_shots: Sequence[int], values: Sequenc
         rows only if ``few_shots`` is non-empty.
 
     Raises:
-        ValueError: a k of ``few_shots`` (or 0, when ``few_shots`` is empty) is not in the table.
+        ValueError: a k of ``few_shots`` is not in the table, ``few_shots`` contains 0, or nothing
+            is left (no k = 0 rows and no ``few_shots``).
     """
     _require(table, ["shots"], "average_shots")
     few = sorted({int(k) for k in few_shots})
@@ -133,7 +142,7 @@ def average_shots(table: pd.DataFrame, few_shots: Sequence[int], values: Sequenc
     if not parts:
         raise ValueError(f"average_shots: the table has no k = 0 rows and few_shots is empty (shots {sorted(have)})")
     out = pd.concat(parts, ignore_index=True)
-    extra = [c for c in ("layer", "feature") if c in out.columns]
+    extra = [c for c in ("feature", "layer", "example_id") if c in out.columns]
     return _sort(out[keys + ["setting", "ks"] + counts + list(values)], extra)
 
 
@@ -148,6 +157,7 @@ def first_correct_layer(df: pd.DataFrame) -> pd.DataFrame:
         at the example's last layer is the target).
     """
     _require(df, EXAMPLE_KEYS + ("layer", "num_layers", "top1_id", "target_id"), "first_correct_layer")
+    _one_split(df, "first_correct_layer")
     keys = list(EXAMPLE_KEYS)
     work = df[keys + ["layer", "num_layers"]].assign(correct=_correct(df))
     grouped = work.groupby(keys, sort=False)
@@ -224,6 +234,7 @@ def feature_profile(df: pd.DataFrame, features: Sequence[str] = BASE_FEATURES + 
     """
     features = list(features)
     _require(df, RUN_KEYS + ("layer", "num_layers", *features), "feature_profile")
+    _one_split(df, "feature_profile")
     keys = list(RUN_KEYS) + ["layer"]
     long = df[keys + ["num_layers"] + features].melt(id_vars=keys + ["num_layers"], value_vars=features,
                                                      var_name="feature", value_name="value")

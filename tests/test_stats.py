@@ -160,3 +160,23 @@ def test_missing_columns_are_named():
         layer_accuracy(frame().drop(columns="top1_id"))
     with pytest.raises(ValueError, match="empty"):
         activation_stats(frame().iloc[:0])
+    mixed = frame().assign(split=["train", "test"] * (len(frame()) // 2))
+    with pytest.raises(ValueError, match="mixes splits"):
+        layer_accuracy(mixed)
+    assert len(layer_accuracy(frame().assign(split="test"))) == 10
+
+
+def test_save_figure_writes_png_pdf_csv(tmp_path, monkeypatch):
+    from adainfer_lib.plots import plot_feature_profile, plot_layer_accuracy, save_figure
+
+    monkeypatch.setenv("ADAINFER_FIGURES_DIR", str(tmp_path))
+    acc = average_shots(layer_accuracy(frame()), few_shots=[5])
+    paths = save_figure(plot_layer_accuracy(acc), "t_acc", acc)
+    assert [p.name for p in paths] == ["t_acc.png", "t_acc.pdf", "t_acc.csv"]
+    assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
+    assert len(pd.read_csv(paths[2])) == len(acc)
+    prof = feature_profile(frame(), features=("gap", "cos_attn"))
+    fig = plot_feature_profile(prof, features=("gap", "cos_attn"), x="depth")
+    assert len(fig.axes) == 2 * 2 * 2  # (feature x shots) rows x models
+    with pytest.raises(ValueError, match="bare file stem"):
+        save_figure(fig, "figures/x.png", prof)
