@@ -1,4 +1,4 @@
-"""Command line: ``adainfer extract | train | evaluate | notebooks | data``.
+"""Command line: ``adainfer extract | train | evaluate | notebooks | figures | report | data``.
 
 Examples::
 
@@ -160,6 +160,25 @@ def cmd_notebooks(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(a: argparse.Namespace) -> int:
+    import os
+
+    from .notebooks import run_all
+    from .report import update_readme
+
+    os.environ["ADAINFER_CACHE_ONLY"] = "1"  # a features-cache miss is an error; no forward pass runs
+    run_all(a.profile, _names(a.only) if a.only else None)
+    print(f"regenerated figures and tables from cached features; updated {update_readme()}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import update_readme
+
+    print(f"updated the Results section of {update_readme()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adainfer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default", choices=["ci", "default", "full"])
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
     p.set_defaults(func=cmd_notebooks)
+
+    p = sub.add_parser("figures", help="regenerate every figure and table from the features cache "
+                                       "(no forward passes), then the README's Results section")
+    p.add_argument("--profile", default="default", choices=["ci", "default", "full"])
+    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("report", help="rewrite the README's Results section from results/ and figures/")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="task data: list | builtin | download")
     p.add_argument("action", choices=["list", "builtin", "download"])

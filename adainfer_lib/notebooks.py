@@ -39,4 +39,27 @@ def run_all(profile: str = "default", only: list[str] | None = None, **parameter
                             cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"   done in {timings[-1][1]:.0f} s", flush=True)
+    if only is None:
+        write_run_info(profile, timings)
     return timings
+
+
+def write_run_info(profile: str, timings: list[tuple[str, float]]) -> Path:
+    """Record which run produced results/ and figures/ (read by :mod:`report`)."""
+    import datetime
+    import json
+    import subprocess
+
+    from .paths import results_dir
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    path = results_dir() / "run_info.json"
+    path.write_text(json.dumps({"profile": profile, "commit": commit,
+                                "date": datetime.date.today().isoformat(),
+                                "seconds": {name.split("_")[0]: round(sec, 1) for name, sec in timings}},
+                               indent=1) + "\n")
+    return path
