@@ -14,6 +14,11 @@ turn it into an early-exit loop without re-implementing any architecture:
 
 So the remaining compute shrinks with the batch, for every architecture :mod:`arch` supports.
 The predictions and exit layers equal :func:`policies.simulate` on the features table (tested).
+
+Exit checks cost what the policy needs (:func:`lens_need`): the paper's features (gap, top_prob)
+need the lens over the whole vocabulary at every layer; answer-restricted features need only the
+answer tokens' logits; static depth needs nothing. The full lens runs once more at the exit layer
+when the per-layer check did not already compute it (its argmax is the prediction).
 """
 
 from __future__ import annotations
@@ -24,9 +29,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .arch import first_tensor
-from .lens import _cos, lens_features, model_inputs
+from .arch import first_tensor, lens_logits, lens_logits_subset
+from .lens import FEATURE_NAMES, _cos, lens_features, model_inputs
 from .models import LM
+
+# Features readable from the lens restricted to the task's answer tokens (plus depth): a policy
+# using only these never needs the full-vocabulary head before its exit layer.
+ANSWER_ONLY_FEATURES = frozenset({"ans_gap", "ans_top_prob", "ans_top1_changed", "rel_depth"})
+
+
+def lens_need(policy) -> str:
+    """What an exit check of ``policy`` must compute at every layer before its exit:
+    "full" (the lens over the whole vocabulary: gap, top_prob, the oracle's top-1, unknown policies),
+    "answer" (only the answer-token logits) or "none" (static depth, full model). At the exit layer
+    the full lens runs once in every case: the prediction is its argmax."""
+    if type(policy).__name__ == "OraclePolicy" or not hasattr(policy, "feature_names"):
+        return "full"
+    names = set(policy.feature_names())
+    if not names:
+        return "none"
+    return "answer" if names <= ANSWER_ONLY_FEATURES else "full"
 
 
 class _AllExited(Exception):
@@ -79,6 +101,7 @@ def run_early_exit(lm: LM, prompts: list[str], policy, *, target_ids: list[int] 
     seq_len = inputs["attention_mask"].sum(-1).cpu().numpy()
     st = _State(batch=B, active=torch.arange(B), exit_layer=np.zeros(B, int), pred_id=np.zeros(B, int))
     extra = extra_columns or {}
+    need = lens_need(policy)
     want_attn = any(f == "cos_attn" for f in getattr(policy, "feature_names", lambda: [])())
     want_mlp = any(f == "cos_mlp" for f in getattr(policy, "feature_names", lambda: [])())
     scratch: dict[str, torch.Tensor] = {}
@@ -103,7 +126,19 @@ def run_early_exit(lm: LM, prompts: list[str], policy, *, target_ids: list[int] 
             out = first_tensor(output)
             h = out[:, -1, :]                                                # (n_active, hidden)
             act = st.active
-            feats, logp = lens_features(p, h, tgt[act], ans, st.prev_logp)
+            if need == "full":
+                feats, logp = lens_features(p, h, tgt[act], ans, st.prev_logp)
+            else:  # cheap check: nothing, or only the answer-token logits (A x hidden per row)
+                nan = torch.full((act.numel(),), float("nan"))
+                feats = {k: nan for k in FEATURE_NAMES}
+                feats["top1_id"] = torch.full((act.numel(),), -1)
+                feats["ans_top1_id"] = torch.full((act.numel(),), -1)
+                logp = None
+                if need == "answer" and ans is not None:
+                    a = torch.softmax(lens_logits_subset(p, h, ans).float(), dim=-1)  # (n_active, A)
+                    at = a.topk(2, dim=-1)
+                    feats.update(ans_top1_id=ans[at.indices[:, 0]], ans_gap=at.values[:, 0] - at.values[:, 1],
+                                 ans_top_prob=at.values[:, 0])
             if layer_idx == 0:
                 h_in = (args[0] if args else kwargs["hidden_states"])[:, -1, :]
                 feats["cos_hidden"] = _cos(h, h_in)
@@ -123,12 +158,15 @@ def run_early_exit(lm: LM, prompts: list[str], policy, *, target_ids: list[int] 
             # predict() returns rows in input order; current-layer rows follow the order of `act`
             exit_now = (signal.astype(bool)) | (layer_idx + 1 == L)
             st.exit_layer[a[exit_now]] = layer_idx + 1
-            st.pred_id[a[exit_now]] = row["top1_id"][exit_now]
+            if need == "full":
+                st.pred_id[a[exit_now]] = row["top1_id"][exit_now]
+            elif exit_now.any():  # the one full-vocabulary lens evaluation, at the exit layer
+                st.pred_id[a[exit_now]] = lens_logits(p, h[torch.from_numpy(exit_now)]).argmax(-1).cpu().numpy()
             keep = torch.from_numpy(~exit_now).nonzero().flatten()
             if keep.numel() == 0:
                 raise _AllExited
             st.active = act[keep]
-            st.prev_logp = logp[keep]
+            st.prev_logp = logp[keep] if logp is not None else None
             st.prev = {"hidden": h[keep]}
             for key, want in (("attn", want_attn), ("mlp", want_mlp)):
                 if want:

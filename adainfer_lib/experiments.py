@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import flops
 from .arch import model_dims
-from .engine import run_early_exit
+from .engine import lens_need, run_early_exit
 from .features import extract_many
 from .lens import model_inputs
 from .models import LM, load_config
@@ -26,8 +26,14 @@ from .policies import make_policy, simulate, summarize
 from .prompts import answer_token_ids, build_prompts
 from .tasks import Task, load_task
 
-# Policies that evaluate the lens at every layer up to their exit (honest FLOPs charge each check).
-LENS_EVERY_LAYER = {"SVMPolicy", "CRFPolicy", "RulePolicy", "OraclePolicy"}
+
+
+# Upper bound on a classification task's answer tokens, used to charge answer-restricted checks
+# (A/V < 1e-3 of a full lens check for every model here: negligible either way).
+MAX_ANSWER_TOKENS = 10
+# Kept for modules that register policy classes charged one full lens check per layer; the charge
+# itself is decided by engine.lens_need from the policy's features.
+LENS_EVERY_LAYER: set[str] = set()
 
 
 def sample_training_pool(candidates: list[str], n: int, seed: int, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -55,7 +61,13 @@ def flops_columns(sim: pd.DataFrame, config, policy) -> pd.DataFrame:
     dims = model_dims(config)
     exit_layer = sim["exit_layer"].to_numpy()
     seq = sim["seq_len"].to_numpy()
-    checks = exit_layer if type(policy).__name__ in LENS_EVERY_LAYER else np.ones_like(exit_layer)
+    need = lens_need(policy)
+    if need == "full":
+        checks = exit_layer.astype(float)          # the full lens at every layer up to the exit
+    elif need == "answer":  # answer-token logits per layer (charged as MAX_ANSWER_TOKENS rows) + one full lens
+        checks = 1.0 + exit_layer * MAX_ANSWER_TOKENS / dims.vocab_size
+    else:
+        checks = np.ones_like(exit_layer, dtype=float)
     out = sim.copy()
     out["flops_ratio_paper"] = flops.paper_flops_ratio(exit_layer, dims.num_layers, dims.hidden_size, seq,
                                                        dims.vocab_size)
