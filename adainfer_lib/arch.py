@@ -144,6 +144,14 @@ def first_tensor(output: object) -> torch.Tensor:
     return output[0]  # type: ignore[index]  # ModelOutput supports indexing
 
 
+def last_token(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """(batch, seq, hidden) -> (batch, hidden) at the last position. OPT runs its MLP (fc2) on a
+    flattened (batch*seq, hidden) tensor: that is unflattened first."""
+    if t.dim() == 2:
+        t = t.view(batch, -1, t.shape[-1])
+    return t[:, -1, :]
+
+
 def model_dims(config: object) -> ModelDims:
     """Dimensions for the FLOPs count, read from a HF config of any supported family."""
     mt = getattr(config, "model_type", "")

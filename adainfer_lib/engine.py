@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .arch import first_tensor, lens_logits, lens_logits_subset
+from .arch import first_tensor, last_token, lens_logits, lens_logits_subset
 from .lens import FEATURE_NAMES, _cos, lens_features, model_inputs
 from .models import LM
 
@@ -113,12 +113,14 @@ def run_early_exit(lm: LM, prompts: list[str], policy, *, target_ids: list[int] 
                 return None
             if layer_idx == 0:  # cannot happen: nothing exits before layer 1
                 return None
-            return args, {k: _slice(v, st.active, B) for k, v in kwargs.items()}
+            # args[0] (hidden states) arrives already sliced; masks may come positionally (gpt2)
+            return ((args[0],) + tuple(_slice(v, st.active, B) for v in args[1:]),
+                    {k: _slice(v, st.active, B) for k, v in kwargs.items()})
         return hook
 
     def save(key: str):
         def hook(_mod, _inp, out):
-            scratch[key] = first_tensor(out)[:, -1, :]
+            scratch[key] = last_token(first_tensor(out), int(st.active.numel()))
         return hook
 
     def post_hook(layer_idx: int):

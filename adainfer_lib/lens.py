@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .arch import Parts, first_tensor, lens_logits
+from .arch import Parts, first_tensor, last_token, lens_logits
 from .models import LM
 
 LENS_CHUNK_ELEMENTS = 1 << 27  # logits held at once (512 MB of float32) when stacking layers
@@ -41,14 +41,9 @@ def capture(p: Parts, attn: bool = True, mlp: bool = True) -> Iterator[dict[str,
     store: dict[str, list[torch.Tensor]] = {"input": [], "hidden": [], "attn": [], "mlp": []}
     handles = []
 
-    def last(t: torch.Tensor) -> torch.Tensor:
-        if t.dim() == 2:  # OPT runs its MLP (fc2) on (batch*seq, hidden): unflatten first
-            t = t.view(store["input"][-1].shape[0], -1, t.shape[-1])
-        return t[:, -1, :].detach()
-
     def saver(key: str):
         def hook(_mod, _inp, out):
-            store[key].append(last(first_tensor(out)))
+            store[key].append(last_token(first_tensor(out), store["input"][-1].shape[0]).detach())
         return hook
 
     def save_input(_mod, args, kwargs):
