@@ -79,6 +79,10 @@ def build_section(models: list[str] | None = None) -> str:
                      + ", ".join(f"{k} {v:.0f} s" for k, v in info.get("seconds", {}).items()) + ". "
                      "Small samples: read differences of a few points as noise.")
         parts.append("")
+    else:
+        parts += ["These files were written by separate notebook runs (no `results/run_info.json`): each table's "
+                  "caption names the profile that produced it (`ci` numbers are a smoke test on 8 examples, not "
+                  "results). Run `bash scripts/main.sh` to regenerate everything coherently.", ""]
     rel = lambda p: p.relative_to(REPO_ROOT).as_posix() if p.is_relative_to(REPO_ROOT) else str(p)  # noqa: E731
     if (figs / "01_layer_accuracy.png").exists():
         parts += ["Accuracy of every layer's logit-lens prediction (paper Figure 1):", "",
