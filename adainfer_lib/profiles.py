@@ -32,8 +32,10 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", DEFAULT_MODEL, TEST_MODEL, limit=8, train_limit=8, few_shots=(5,),
                   batch_size=8, max_prompt_tokens=512),
-    "default": Profile("default", DEFAULT_MODEL, "qwen2.5-0.5b", limit=40, train_limit=40,
-                       few_shots=(5, 10), batch_size=8, max_prompt_tokens=768),
+    # Trimmed after a contended run of 03+04 took ~92 min with (qwen2.5-0.5b, k=5/10, 768 tokens,
+    # train_limit=40); the committed results/ were made with those values (their captions say so).
+    "default": Profile("default", DEFAULT_MODEL, TEST_MODEL, limit=40, train_limit=24,
+                       few_shots=(5,), batch_size=8, max_prompt_tokens=512),
     "full": Profile("full", DEFAULT_MODEL, "qwen2.5-0.5b", limit=200, train_limit=200,
                     few_shots=(5, 10, 15, 20), batch_size=8, max_prompt_tokens=2048),
 }
