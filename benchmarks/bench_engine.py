@@ -5,13 +5,15 @@ For each model and batch size, on the same few-shot test prompts: the plain mode
 (:func:`experiments.run_engine` -> :func:`engine.run_early_exit`) with the policies ``full`` (exit
 at L: the engine's own overhead), ``static`` (layer L/2), ``rule`` (gap > 0.8), ``svm`` (the paper's
 SVC on gap/top_prob, class_weight="balanced" so that it exits at all, trained on the task's TRAIN
-split) and ``oracle``. Each time is the median of ``--repeats`` runs after a warm-up.
+split), ``oracle`` and ``never`` (gap > 2: checks the full lens at every layer and never exits,
+which isolates the cost of the checks). Each time is the median of ``--repeats`` runs after a warm-up.
 
 Printed per policy: mean exit layer, realised speed-up (full model seconds / engine seconds), the
 speed-up the FLOPs predict (1 / mean ratio, paper Eq. 2 and the honest count), and where the time
-goes: ``lens checks`` (mean exit x batches x the measured time of one full-vocabulary lens check,
-for policies the engine checks with the full lens), ``predict`` (seconds inside
-``policy.predict``, measured by a timing wrapper), the rest of the engine's per-layer overhead
+goes: ``lens checks`` (mean exit x batches x the in-engine cost of one full-vocabulary lens check
+per layer and batch, from ``never`` - ``full``, for policies the engine checks with the full
+lens), ``predict`` (seconds inside
+``policy.predict``, measured on a shallow copy whose ``predict`` is timed), the rest of the engine's per-layer overhead
 (hooks, slicing, the pandas frame rebuilt at every layer; estimated from the ``full`` policy
 against the plain model) and the padding share of the batches.
 
@@ -23,6 +25,7 @@ Not part of the test suite. Numbers depend on the machine and its load: see benc
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
@@ -36,7 +39,7 @@ import torch  # noqa: E402
 from adainfer_lib.experiments import flops_columns, run_engine, time_full_model  # noqa: E402
 from adainfer_lib.features import extract  # noqa: E402
 from adainfer_lib import engine  # noqa: E402
-from adainfer_lib.lens import lens_features, model_inputs  # noqa: E402
+from adainfer_lib.lens import model_inputs  # noqa: E402
 from adainfer_lib.models import load_model  # noqa: E402
 from adainfer_lib.policies import (FullModelPolicy, OraclePolicy, RulePolicy, StaticDepthPolicy,  # noqa: E402
                                    SVMPolicy)
@@ -44,22 +47,22 @@ from adainfer_lib.prompts import build_prompts  # noqa: E402
 from adainfer_lib.tasks import load_task, resolve_tasks  # noqa: E402
 
 
-class Timed:
-    """Forwards ``predict`` and ``feature_names`` to a policy and adds up the seconds spent in
-    ``predict``. Its class name is not the policy's: FLOPs are computed with the inner policy."""
+def timed(policy: object) -> tuple[object, list[float]]:
+    """A shallow copy of ``policy`` whose ``predict`` adds the seconds it spends to the returned
+    one-element list. The copy keeps the policy's class, so the engine (``engine.lens_need``) and
+    the FLOPs count treat it exactly as the policy itself; a wrapper object would not."""
+    twin = copy.copy(policy)
+    spent = [0.0]
+    inner = policy.predict
 
-    def __init__(self, policy: object) -> None:
-        self.policy = policy
-        self.seconds = 0.0
-
-    def feature_names(self) -> list[str]:
-        return list(getattr(self.policy, "feature_names", lambda: [])())
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(frame: pd.DataFrame) -> np.ndarray:
         t0 = time.perf_counter()
-        out = self.policy.predict(frame)
-        self.seconds += time.perf_counter() - t0
+        out = inner(frame)
+        spent[0] += time.perf_counter() - t0
         return out
+
+    twin.predict = predict
+    return twin, spent
 
 
 def median(xs: list[float]) -> float:
@@ -71,21 +74,6 @@ def needs_full_lens(policy: object) -> bool:
     (``engine.lens_need`` where the engine has it; older engines always did)."""
     need = getattr(engine, "lens_need", None)
     return need is None or need(policy) == "full"
-
-
-@torch.no_grad()
-def lens_check_seconds(lm, batch: int, repeats: int) -> float:
-    """Median seconds of ONE full-vocabulary lens check (final norm, head, log-softmax, top-2,
-    entropy, KL) on ``batch`` rows: what every layer costs a policy reading gap/top_prob."""
-    h = torch.randn(batch, lm.model.config.get_text_config().hidden_size)
-    tgt = torch.zeros(batch, dtype=torch.long)
-    prev = torch.log_softmax(torch.randn(batch, lm.model.config.get_text_config().vocab_size), -1)
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        lens_features(lm.parts, h, tgt, None, prev)
-        times.append(time.perf_counter() - t0)
-    return median(times[1:])
 
 
 def padding_share(lm, prompts: list[str], batch_size: int) -> float:
@@ -107,6 +95,7 @@ def bench(name: str, task_name: str, shots: int, n: int, batch_sizes: list[int],
     train = extract(lm, task, shots=shots, limit=n, split="train", progress=False)
     policies = {
         "full": FullModelPolicy(),
+        "never": RulePolicy(threshold=2.0),  # checks the full lens at every layer, never exits (gap <= 1)
         "static": StaticDepthPolicy(depth=max(1, L // 2)),
         "rule": RulePolicy(threshold=0.8),
         "svm": SVMPolicy(class_weight="balanced").fit(train),
@@ -117,22 +106,20 @@ def bench(name: str, task_name: str, shots: int, n: int, batch_sizes: list[int],
     for bs in batch_sizes:
         t_full = median([time_full_model(lm, prompts, bs) for _ in range(repeats + 1)][1:])
         pad = padding_share(lm, prompts, bs)
-        t_check = lens_check_seconds(lm, bs, repeats)
         n_batches = int(np.ceil(len(prompts) / bs))
         for pname, policy in policies.items():
             secs, pred_secs = [], []
             for _ in range(repeats):
-                timed = Timed(policy)
-                out, s = run_engine(lm, task, timed, shots=shots, limit=n, batch_size=bs, progress=False)
+                twin, spent = timed(policy)
+                out, s = run_engine(lm, task, twin, shots=shots, limit=n, batch_size=bs, progress=False)
                 secs.append(s)
-                pred_secs.append(timed.seconds)
+                pred_secs.append(spent[0])
             fl = flops_columns(out, config, policy)
             rows.append({"model": name, "L": L, "batch": bs, "policy": pname, "n": len(out),
                          "mean_exit": out["exit_layer"].mean(), "acc": out["correct"].mean(),
                          "t_full": t_full, "t_engine": median(secs), "t_predict": median(pred_secs),
-                         "speedup": t_full / median(secs),
-                         "t_lens": (out["exit_layer"].mean() * n_batches * t_check if needs_full_lens(policy)
-                                    else 0.0),
+                         "speedup": t_full / median(secs), "n_batches": n_batches,
+                         "full_lens": needs_full_lens(policy),
                          "pred_paper": 1 / fl["flops_ratio_paper"].mean(),
                          "pred_honest": 1 / fl["flops_ratio_honest"].mean(), "padding": pad})
     return rows
@@ -169,18 +156,21 @@ def main() -> None:
         rows += bench(name, task_name, args.shots, args.n, args.batch_sizes, args.repeats)
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    print(df.drop(columns=["n"]).round(3).to_string(index=False))
+    print(df.drop(columns=["n", "n_batches", "full_lens"]).round(3).to_string(index=False))
     print("\nrealised vs predicted speed-up:")
     for (name, bs), g in df.groupby(["model", "batch"], sort=False):
-        full = g[g.policy == "full"].iloc[0]
-        # engine at full depth vs the plain model, minus its lens checks and predict calls: hooks and frames
-        n_batches = int(np.ceil(full["n"] / bs))
-        rest = full["t_engine"] - full["t_full"] - full["t_lens"] - full["t_predict"]
-        per_layer = max(rest, 0) / (full["L"] * n_batches)
-        print(f"{name} batch {bs}: engine overhead at full depth {full['t_engine'] / full['t_full']:.2f}x the plain "
-              f"model; padding {100 * full['padding']:.0f}% of positions")
-        for _, r in g.iterrows():
-            print(f"  {r['policy']:7s} exit {r['mean_exit']:5.1f}/{r['L']}  realised {r['speedup']:5.2f}x  "
+        g = g.set_index("policy")
+        full, never, L, nb = g.loc["full"], g.loc["never"], g.loc["full", "L"], g.loc["full", "n_batches"]
+        # in-situ costs per layer and batch: a full-vocabulary lens check ("never" - "full": same depth,
+        # only the checks differ) and the rest of the engine's per-layer work ("full" - plain model)
+        per_check = max(never["t_engine"] - full["t_engine"], 0) / (L * nb)
+        per_layer = max(full["t_engine"] - full["t_full"] - full["t_predict"], 0) / (L * nb)
+        g["t_lens"] = np.where(g["full_lens"], g["mean_exit"] * nb * per_check, 0.0)
+        print(f"{name} batch {bs}: engine at full depth {full['t_engine'] / full['t_full']:.2f}x the plain model "
+              f"(hooks+frames ~{1000 * per_layer:.0f} ms/layer/batch); a full-vocabulary lens check "
+              f"~{1000 * per_check:.0f} ms/layer/batch; padding {100 * full['padding']:.0f}% of positions")
+        for pname, r in g.iterrows():
+            print(f"  {pname:7s} exit {r['mean_exit']:5.1f}/{L}  realised {r['speedup']:5.2f}x  "
                   f"predicted paper {r['pred_paper']:5.2f}x honest {r['pred_honest']:5.2f}x  "
                   f"-> {explain(r, per_layer)}")
 
