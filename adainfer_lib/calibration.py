@@ -56,7 +56,6 @@ from scipy.stats import binom
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from . import experiments
 from .policies import SVMPolicy, _order, _Policy, feature_matrix, make_labels
 
 LOSSES: tuple[str, ...] = ("drop", "consistency")
@@ -66,9 +65,7 @@ SCORER_MODELS: tuple[str, ...] = ("hgb", "logistic")
 
 # The honest FLOPs count charges a policy's per-layer lens checks from its feature_names()
 # (engine.lens_need: full-vocabulary scores such as top_prob or top1_ans_prob -> one full lens
-# check per layer up to the exit); versions of experiments.flops_columns that look the class name
-# up in LENS_EVERY_LAYER instead get it from this registration.
-experiments.LENS_EVERY_LAYER.add("CalibratedPolicy")
+# check per layer up to the exit).
 
 
 # ----------------------------------------------------------------------------- p-values (LTT §3)

@@ -31,9 +31,6 @@ from .tasks import Task, load_task
 # Upper bound on a classification task's answer tokens, used to charge answer-restricted checks
 # (A/V < 1e-3 of a full lens check for every model here: negligible either way).
 MAX_ANSWER_TOKENS = 10
-# Kept for modules that register policy classes charged one full lens check per layer; the charge
-# itself is decided by engine.lens_need from the policy's features.
-LENS_EVERY_LAYER: set[str] = set()
 
 
 def sample_training_pool(candidates: list[str], n: int, seed: int, exclude: tuple[str, ...] = ()) -> list[str]:
