@@ -40,10 +40,11 @@ ANSWER_ONLY_FEATURES = frozenset({"ans_gap", "ans_top_prob", "ans_top1_changed",
 
 def lens_need(policy) -> str:
     """What an exit check of ``policy`` must compute at every layer before its exit:
-    "full" (the lens over the whole vocabulary: gap, top_prob, the oracle's top-1, unknown policies),
+    "full" (the lens over the whole vocabulary: gap, top_prob, policies declaring
+    ``needs_full_lens = True`` such as the oracle, and policies without ``feature_names``),
     "answer" (only the answer-token logits) or "none" (static depth, full model). At the exit layer
     the full lens runs once in every case: the prediction is its argmax."""
-    if type(policy).__name__ == "OraclePolicy" or not hasattr(policy, "feature_names"):
+    if getattr(policy, "needs_full_lens", False) or not hasattr(policy, "feature_names"):
         return "full"
     names = set(policy.feature_names())
     if not names:

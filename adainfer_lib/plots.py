@@ -66,14 +66,14 @@ def save_figure(fig: Figure, name: str, data: pd.DataFrame) -> list[Path]:
     return paths
 
 
-def _ordered(values: pd.Series, wanted: Sequence | None = None) -> list:
+def _ordered(values: pd.Series, wanted: Sequence | None = None, what: str | None = None) -> list:
     """Unique values in order of first appearance, or ``wanted`` (checked) if given."""
     have = list(pd.unique(values))
     if wanted is None:
         return have
     missing = [w for w in wanted if w not in have]
     if missing:
-        raise ValueError(f"{values.name} {missing} not in the table (it has {have})")
+        raise ValueError(f"{what or values.name} {missing} not in the table (it has {have})")
     return list(wanted)
 
 

@@ -383,6 +383,8 @@ class OraclePolicy(_Policy):
     """Exit at the first layer whose top-1 is the target (L if none). Reads the target: a ceiling
     no policy can beat, not a realisable policy."""
 
+    needs_full_lens = True  # it reads each layer's full-vocabulary top-1 (engine.lens_need)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return make_labels(X, "correct")
 

@@ -43,6 +43,7 @@ from .experiments import by_setting, fit, group_average
 from .features import CODE_VERSION
 from .paper_results import PAPER_POLICIES, SETTINGS, paper_reference, paper_task
 from .paths import results_dir
+from .plots import _ordered
 from .policy_io import load_policy
 
 # ----------------------------------------------------------------------------- protocol
@@ -136,14 +137,6 @@ def _one_model(table: pd.DataFrame, model: str | None) -> pd.DataFrame:
     return table[table["model"] == model]
 
 
-def _select(values: pd.Series, wanted: Sequence[str] | None, what: str) -> list[str]:
-    have = list(pd.unique(values))
-    if wanted is None:
-        return have
-    missing = [w for w in wanted if w not in have]
-    if missing:
-        raise ValueError(f"{what} {missing} not in the table (it has {have})")
-    return list(wanted)
 
 
 def _ours(t: pd.DataFrame) -> pd.DataFrame:
@@ -183,8 +176,8 @@ def wide_table(table: pd.DataFrame, *, tasks: Sequence[str] | None = None, polic
     rule), with the paper's Acc and Eq. 2 FLOPs under each task's :func:`paper_results.paper_task`.
     """
     t = _one_model(table, model)
-    tasks = _select(t["task"], tasks, "tasks")
-    policies = _select(t["policy"], policies, "policies")
+    tasks = _ordered(t["task"], tasks, "tasks")
+    policies = _ordered(t["policy"], policies, "policies")
     ours = _ours(t[t["task"].isin(tasks) & t["policy"].isin(policies)])
     group_of = dict(zip(ours["task"], ours["group"]))
     lookup = _paper_lookup(paper_model)
@@ -213,8 +206,8 @@ def by_task_table(table: pd.DataFrame, *, policies: Sequence[str], tasks: Sequen
     ``policies`` is followed by ``"paper <paper_model>: <policy>"`` (Acc, Eq. 2 FLOPs) when the
     paper reports that policy."""
     t = _one_model(table, model)
-    tasks = _select(t["task"], tasks, "tasks")
-    policies = _select(t["policy"], policies, "policies")
+    tasks = _ordered(t["task"], tasks, "tasks")
+    policies = _ordered(t["policy"], policies, "policies")
     long = long_table(t[t["task"].isin(tasks) & t["policy"].isin(policies)], paper_model=paper_model)
     pa, pf = f"paper {paper_model} {ACC}", f"paper {paper_model} FLOPs (%)"
     index = pd.MultiIndex.from_tuples([(a, s) for a in tasks for s in SETTINGS], names=["task", "setting"])
