@@ -69,13 +69,6 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def needs_full_lens(policy: object) -> bool:
-    """Whether the engine evaluates the full-vocabulary lens at every layer for this policy
-    (``engine.lens_need`` where the engine has it; older engines always did)."""
-    need = getattr(engine, "lens_need", None)
-    return need is None or need(policy) == "full"
-
-
 def padding_share(lm, prompts: list[str], batch_size: int) -> float:
     """Share of the token positions the batches spend on padding (prompts in test order)."""
     pad = total = 0
@@ -119,7 +112,7 @@ def bench(name: str, task_name: str, shots: int, n: int, batch_sizes: list[int],
                          "mean_exit": out["exit_layer"].mean(), "acc": out["correct"].mean(),
                          "t_full": t_full, "t_engine": median(secs), "t_predict": median(pred_secs),
                          "speedup": t_full / median(secs), "n_batches": n_batches,
-                         "full_lens": needs_full_lens(policy),
+                         "full_lens": engine.lens_need(policy) == "full",
                          "pred_paper": 1 / fl["flops_ratio_paper"].mean(),
                          "pred_honest": 1 / fl["flops_ratio_honest"].mean(), "padding": pad})
     return rows
