@@ -26,7 +26,8 @@ from .paths import cache_dir, cache_only
 from .prompts import PromptItem, answer_token_ids, build_prompts
 from .tasks import Task, load_task
 
-CODE_VERSION = "features-v1"  # bump when the meaning of any column changes
+CODE_VERSION = "features-v2"  # bump when the meaning of any column or the sampled rows change
+# v2: limited runs take the first n ids of the seeded permutation (v1 took the n lowest ids)
 COLUMNS: tuple[str, ...] = (
     "model", "task", "group", "split", "shots", "seed", "example_id", "layer", "num_layers", "prompt",
     "answer", "target_id", "shots_used", "seq_len", "top1_id", "top2_id", "gap", "top_prob",

@@ -63,13 +63,18 @@ class Task:
             raise TaskError(f"task {self.name!r}: unknown group {self.group!r}")
 
     def split(self, seed: int = 0, test_fraction: float = 0.3) -> tuple[list[int], list[int]]:
-        """Seeded train/test split of example indices: (train_ids, test_ids), both non-empty if n>=2."""
+        """Seeded train/test split of example indices: (train_ids, test_ids), both non-empty if n>=2.
+
+        Both lists keep the seeded permutation's order (they are NOT sorted), so the first ``n`` ids of
+        either are a uniform random sample: ``build_prompts(limit=n)`` relies on this. Files are often
+        ordered by label (AG News starts with a block of Sports items), so sorted ids would bias every
+        limited run."""
         n = len(self.examples)
         order = np.random.default_rng(seed).permutation(n)
         n_test = max(1, int(round(n * test_fraction))) if n > 1 else 1
         n_test = min(n_test, n - 1) if n > 1 else n_test
-        test = sorted(int(i) for i in order[:n_test])
-        train = sorted(int(i) for i in order[n_test:])
+        test = [int(i) for i in order[:n_test]]
+        train = [int(i) for i in order[n_test:]]
         return train, test
 
 

@@ -175,13 +175,24 @@ def test_split_is_seeded_deterministic_and_disjoint(n):
     assert (train, test) == task.split(seed=3)
     assert not set(train) & set(test)
     assert sorted(train + test) == list(range(n))
-    assert train == sorted(train) and test == sorted(test)
     assert test, "the test split is never empty"
     if n >= 2:
         assert train
     if n >= 10:
         assert abs(len(test) - 0.3 * n) <= 1
         assert any(task.split(seed=s)[1] != test for s in range(4, 8))
+
+
+def test_limited_sample_is_random_not_the_lowest_ids(tok):
+    """A file sorted by label (AG News starts with a block of one class) must not give a one-class
+    sample under ``limit``: the first n ids of the split follow the seeded permutation."""
+    rows = [{"input": f"s{i}", "output": "yes" if i >= 50 else "no"} for i in range(100)]
+    task = Task("sorted", rows, tasks.CLASSIFICATION, "here", answer_vocab=["no", "yes"])
+    _, test = task.split(seed=0)
+    assert test != sorted(test)
+    items = build_prompts(task, tok, shots=0, seed=0, limit=10)
+    assert [i.example_id for i in items] == test[:10]
+    assert {i.answer for i in items} == {"no", "yes"}
 
 
 # ---------------------------------------------------------------------------------------------
