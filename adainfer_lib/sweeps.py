@@ -31,7 +31,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .experiments import score
-from .policies import OraclePolicy, RulePolicy, StaticDepthPolicy
+from .policies import OraclePolicy, RulePolicy, StaticDepthPolicy, _Policy, make_labels
 
 #: Metric columns of every row (after the ``by`` columns, ``method`` and ``param``).
 POINT_COLUMNS: tuple[str, ...] = ("n", "accuracy", "mean_exit_layer", "exit_layer_variance", "num_layers",
@@ -233,3 +233,55 @@ def plot_pareto(curves: pd.DataFrame, *, flops: Sequence[str] = ("flops_ratio_pa
         fig.legend(handles, labs, loc="outside lower center", ncols=min(5, len(labs)), frameon=False)
         fig.suptitle(title or "Accuracy vs FLOPs of exit policies (dotted: full model)")
     return fig
+
+
+# ----------------------------------------------------------------------------- oracle references (notebook 08)
+class NoLossOraclePolicy(_Policy):
+    """Exit every example as early as possible without turning a right full-model answer wrong:
+    at the first layer whose top-1 is the target when the last layer's is, else at layer 1 (the
+    full model is wrong there anyway). Reads the answer AND layer L: a reference for simulations
+    only (raises on frames lacking an example's layer L, such as the engine's prefixes).
+
+    :class:`policies.OraclePolicy` runs all L layers on examples no layer gets right, so on a weak
+    model a policy that stops early on those can "save more than the oracle"; this reference does
+    not have that blind spot (though with an accuracy slack a policy can still beat it)."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        correct = make_labels(X, "correct").astype(float)
+        at_last = np.where(X["layer"].to_numpy() == X["num_layers"].to_numpy(), correct, np.nan)
+        keys = [k for k in ("model", "task", "split", "shots", "example_id") if k in X.columns]
+        final_ok = pd.Series(at_last, index=X.index).groupby([X[k] for k in keys], sort=False).transform("max")
+        if final_ok.isna().any():
+            raise ValueError("NoLossOraclePolicy needs every example's row at layer L = num_layers")
+        return np.where(final_ok.to_numpy() == 1.0, correct, 1.0).astype(int)
+
+
+def oracle_fraction(points: pd.DataFrame, by: Sequence[str] = ("task",), max_drop: float = 0.01,
+                    full: str = "full", oracle: str = "oracle") -> pd.DataFrame:
+    """What fraction of the oracle's layer savings each method reaches within ``max_drop`` of the
+    full model's accuracy.
+
+    ``points``: one row per (``by`` group, method, param) with ``accuracy`` (0-1),
+    ``mean_exit_layer`` and ``num_layers``, including a ``full`` and an ``oracle`` row per group.
+    Savings = 1 - mean_exit_layer / L. Per (group, method): the point of largest savings among those
+    with accuracy >= full - max_drop; ``fraction`` = its savings / the oracle's (NaN when no point
+    qualifies or the oracle saves nothing). Columns: by..., method, param, accuracy, drop,
+    savings, oracle_savings, fraction, within (a point qualified)."""
+    by = list(by)
+    pts = points.assign(savings=1 - points["mean_exit_layer"] / points["num_layers"])
+    full_acc = pts[pts["method"] == full].groupby(by)["accuracy"].first().rename("full_accuracy")
+    oracle_sav = pts[pts["method"] == oracle].groupby(by)["savings"].first().rename("oracle_savings")
+    ref = pd.concat([full_acc, oracle_sav], axis=1)
+    groups = pts[by].drop_duplicates()
+    if len(ref.dropna()) != len(groups):
+        raise ValueError(f"points need a {full!r} and an {oracle!r} row for every group of {by}")
+    pts = pts.merge(ref.reset_index(), on=by, how="left")
+    pts["drop"] = pts["full_accuracy"] - pts["accuracy"]
+    ok = pts[pts["drop"] <= max_drop + 1e-9]
+    best = ok.sort_values("savings", ascending=False, kind="stable").groupby(by + ["method"], sort=False).head(1)
+    allm = pts[by + ["method", "oracle_savings"]].drop_duplicates(by + ["method"])
+    out = allm.merge(best[by + ["method", "param", "accuracy", "drop", "savings"]], on=by + ["method"], how="left")
+    out["within"] = out["savings"].notna()
+    out["fraction"] = np.where(out["oracle_savings"] > 0, out["savings"] / out["oracle_savings"], np.nan)
+    cols = by + ["method", "param", "accuracy", "drop", "savings", "oracle_savings", "fraction", "within"]
+    return out[cols].sort_values(by + ["fraction"], ascending=[True] * len(by) + [False]).reset_index(drop=True)

@@ -16,16 +16,15 @@ from sklearn.base import clone
 from adainfer_lib.calibration import (
     CalibratedPolicy,
     ExitScorer,
-    NoLossOraclePolicy,
     binomial_pvalue,
     default_grid,
     exit_layers,
     fixed_sequence_rejections,
     hoeffding_bentkus_pvalue,
     min_calibration_size,
-    oracle_fraction,
     score_matrix,
 )
+from adainfer_lib.sweeps import NoLossOraclePolicy
 from adainfer_lib.arch import model_dims
 from adainfer_lib.experiments import score
 from adainfer_lib.flops import honest_flops_ratio
@@ -196,21 +195,6 @@ def test_degenerate_inputs_raise(calib: pd.DataFrame) -> None:
     # consistency needs no labels
     assert CalibratedPolicy("ans_top_prob", loss="consistency", epsilon=0.05).fit(
         calib.drop(columns="target_id")).certified_
-
-
-def test_oracle_fraction() -> None:
-    pts = pd.DataFrame({
-        "task": "a", "method": ["full", "oracle", "static", "static", "static", "svm"],
-        "param": [np.nan, np.nan, 6, 9, 12, np.nan],
-        "accuracy": [0.80, 0.95, 0.60, 0.795, 0.80, 0.70],
-        "mean_exit_layer": [12, 6, 6, 9, 12, 3], "num_layers": 12,
-    })
-    out = oracle_fraction(pts, by=["task"], max_drop=0.01).set_index("method")
-    assert out.loc["static", "param"] == 9 and out.loc["static", "fraction"] == pytest.approx(0.25 / 0.5)
-    assert out.loc["oracle", "fraction"] == pytest.approx(1.0) and out.loc["full", "fraction"] == 0.0
-    assert not out.loc["svm", "within"] and np.isnan(out.loc["svm", "fraction"])
-    with pytest.raises(ValueError, match="oracle"):
-        oracle_fraction(pts[pts.method != "oracle"])
 
 
 def test_extra_scores_and_no_loss_oracle() -> None:

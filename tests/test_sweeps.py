@@ -15,6 +15,7 @@ from adainfer_lib.sweeps import (
     POINT_COLUMNS,
     compare_to_static,
     interpolate_accuracy,
+    oracle_fraction,
     oracle_point,
     plot_pareto,
     policy_points,
@@ -176,3 +177,18 @@ def test_compare_to_static() -> None:
     assert row.static_accuracy == pytest.approx(interpolate_accuracy(static_a, row.flops_ratio_paper))
     with pytest.raises(ValueError, match="no static-depth curve"):
         compare_to_static(curves[curves.method != "static"], by=["task"])
+
+
+def test_oracle_fraction() -> None:
+    pts = pd.DataFrame({
+        "task": "a", "method": ["full", "oracle", "static", "static", "static", "svm"],
+        "param": [np.nan, np.nan, 6, 9, 12, np.nan],
+        "accuracy": [0.80, 0.95, 0.60, 0.795, 0.80, 0.70],
+        "mean_exit_layer": [12, 6, 6, 9, 12, 3], "num_layers": 12,
+    })
+    out = oracle_fraction(pts, by=["task"], max_drop=0.01).set_index("method")
+    assert out.loc["static", "param"] == 9 and out.loc["static", "fraction"] == pytest.approx(0.25 / 0.5)
+    assert out.loc["oracle", "fraction"] == pytest.approx(1.0) and out.loc["full", "fraction"] == 0.0
+    assert not out.loc["svm", "within"] and np.isnan(out.loc["svm", "fraction"])
+    with pytest.raises(ValueError, match="oracle"):
+        oracle_fraction(pts[pts.method != "oracle"])
