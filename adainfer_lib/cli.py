@@ -1,4 +1,4 @@
-"""Command line: ``adainfer extract | train | evaluate | notebooks | figures | report | data``.
+"""Command line: ``adainfer extract | train | calibrate | evaluate | notebooks | figures | report | data``.
 
 Examples::
 
@@ -7,6 +7,9 @@ Examples::
         --policy svm --out svm.json
     adainfer evaluate --model gemma3-270m --task sentiment --shots 5 --limit 50 --policy svm \\
         --policy-file svm.json --json result.json [--engine]
+    adainfer calibrate --model gemma3-270m --tasks sentiment,ag_news --shots 5 --limit 120 \\
+        --scorer hgb --epsilon 0.05 --out calibrated.json      # Learn-then-Test on the TRAIN splits
+    adainfer evaluate --model gemma3-270m --task my_task.json --shots 5 --policy-file calibrated.json
     adainfer data builtin            # write the offline tasks as JSON into the data folder
     adainfer data download           # fetch MMLU / SST-2 / AG News / ... with HF datasets (online)
 
@@ -84,6 +87,71 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    """Fit a calibrated exit (:class:`calibration.CalibratedPolicy`): a confidence score (a feature
+    column, or a scorer trained on a task pool / read from a saved SVM policy) and the threshold that
+    Learn-then-Test certifies on the TRAIN splits of ``--tasks`` (so ``evaluate`` on their test splits
+    never sees a calibration example)."""
+    import warnings
+
+    from .calibration import CalibratedPolicy, ExitScorer
+    from .experiments import sample_training_pool, training_frame
+    from .models import load_model
+    from .policies import SVMPolicy
+    from .policy_io import load_policy, save_policy
+
+    calib_tasks = _names(a.tasks)
+    CalibratedPolicy(epsilon=a.epsilon, delta=a.delta, min_layer=a.min_layer)._check_params()  # fail fast
+    lm = load_model(a.model)
+    fs = dict(seed=a.seed, batch_size=a.batch_size, max_prompt_tokens=a.max_prompt_tokens)
+    meta: dict = {"calibration_tasks": calib_tasks, "shots": a.shots, "limit": a.limit, "seed": a.seed}
+    if a.scorer_file:
+        scorer = load_policy(a.scorer_file, model=a.model)
+        if not isinstance(scorer, (SVMPolicy, ExitScorer)):
+            raise ValueError(f"{a.scorer_file}: a scorer must be a fitted SVM policy, not {type(scorer).__name__}")
+        meta["scorer"] = "file " + a.scorer_file
+    elif a.scorer == "feature":
+        scorer = None
+        meta["scorer"] = "feature " + a.score_feature
+    else:
+        pool = _names(a.train_tasks) if a.train_tasks else sample_training_pool(
+            list(builtin_tasks.BUILTIN_TASK_NAMES), 6, a.seed, exclude=tuple(calib_tasks))
+        train = training_frame(lm, pool, a.shots, limit=a.train_limit, **fs)
+        feats = tuple(_names(a.features)) if a.features else None
+        if a.scorer == "svm":
+            scorer = SVMPolicy(**({"features": feats} if feats else {}), class_weight="balanced").fit(train)
+        else:
+            scorer = ExitScorer(**({"features": feats} if feats else {}), model=a.scorer).fit(train)
+        meta.update(scorer=f"{a.scorer} trained on", scorer_tasks=pool, scorer_limit=a.train_limit)
+    calib = training_frame(lm, calib_tasks, a.shots, limit=a.limit, **fs)
+    policy = CalibratedPolicy(score_feature=a.score_feature, scorer=scorer, min_layer=a.min_layer,
+                              epsilon=a.epsilon, delta=a.delta, loss=a.loss)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        policy.fit(calib)
+    for w in caught:
+        print(f"adainfer: warning: {w.message}", file=sys.stderr)
+    save_policy(policy, a.out, model=a.model, features_meta=meta)
+    verdict = (f"certified threshold {policy.threshold_:.4g}: calibration risk {policy.risk_hat_:.3f}, mean exit "
+               f"layer {policy.mean_exit_layer_:.2f} of {policy.num_layers_}" if policy.certified_
+               else "nothing certified: the policy is the full model")
+    print(f"calibrated on {policy.n_calib_} examples of {calib_tasks} (train split, k={a.shots}); "
+          f"epsilon={a.epsilon}, delta={a.delta}, loss={a.loss}; {verdict}; wrote {a.out}")
+    return 0
+
+
+def _json_params(policy) -> dict:
+    """A policy's hyper-parameters as JSON values (a nested scorer by class and parameters)."""
+    out = {}
+    for k, v in policy.get_params(deep=False).items():
+        if hasattr(v, "get_params"):
+            v = {"class": type(v).__name__, **_json_params(v)}
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from .experiments import fit, sample_training_pool, score, training_frame
     from .features import extract
@@ -92,11 +160,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .tasks import load_task
 
     task = load_task(a.task)
+    policy = load_policy(a.policy_file, model=a.model) if a.policy_file else None  # bad file: fail before any work
     lm = load_model(a.model)
     test = extract(lm, task, shots=a.shots, limit=a.limit, seed=a.seed, batch_size=a.batch_size,
                    max_prompt_tokens=a.max_prompt_tokens)
-    if a.policy_file:
-        policy = load_policy(a.policy_file, model=a.model)
+    if policy is not None:
         trained_on = "file " + a.policy_file
     elif a.policy in ("svm", "crf"):
         pool = _names(a.train_tasks) if a.train_tasks else sample_training_pool(
@@ -111,7 +179,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     summary, sim = score(policy, test, lm.model.config)
     full, _ = score(fit("full", test), test, lm.model.config)
     result = {"model": a.model, "task": task.name, "shots": a.shots, "policy": type(policy).__name__,
-              "policy_params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in policy.get_params().items()},
+              "policy_params": _json_params(policy),
               "trained_on": trained_on, **summary, "full_model_accuracy": full["accuracy"], "seed": a.seed,
               "mode": "simulated from the features cache"}
     if a.engine:
@@ -212,6 +280,26 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", action="store_true", help="also run the real early-exit engine")
             p.add_argument("--json")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("calibrate", help="certify an exit threshold (Learn-then-Test) on tasks' train splits")
+    _common(p)
+    p.set_defaults(limit=120)
+    p.add_argument("--tasks", required=True, help="comma-separated calibration tasks (their TRAIN splits are used)")
+    p.add_argument("--shots", type=_ints, default=[5], help="comma-separated k (the calibration mixes them)")
+    p.add_argument("--scorer", choices=["feature", "hgb", "logistic", "svm"], default="hgb",
+                   help="feature: the --score-feature column; hgb/logistic: an ExitScorer, svm: a balanced SVM "
+                        "(sigmoid of its decision function), both trained on --train-tasks")
+    p.add_argument("--scorer-file", help="a saved fitted SVM policy to use as the scorer (overrides --scorer)")
+    p.add_argument("--score-feature", default="top1_ans_prob", help="--scorer feature: the score column")
+    p.add_argument("--features", help="comma-separated features of a trained scorer")
+    p.add_argument("--train-tasks", help="scorer training tasks (default: 6 sampled offline tasks)")
+    p.add_argument("--train-limit", type=int, default=24, help="scorer training examples per task and k")
+    p.add_argument("--epsilon", type=float, default=0.05, help="promised bound on the expected loss")
+    p.add_argument("--delta", type=float, default=0.1, help="the promise holds with probability >= 1 - delta")
+    p.add_argument("--loss", choices=["drop", "consistency"], default="drop")
+    p.add_argument("--min-layer", type=int, default=2, help="earliest exit layer")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("notebooks", help="execute every notebook in order with papermill")
     p.add_argument("--profile", default="default", choices=["ci", "default", "full"])
