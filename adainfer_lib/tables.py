@@ -23,15 +23,12 @@ Layouts:
 
 :func:`save_table` writes ``results/<name>.csv`` and ``results/<name>.md``.
 
-The module also holds the evaluation protocol the tables rest on, shared by notebooks 03 and 04:
-the tasks of the tables (:data:`TABLE_TASKS` and their offline stand-ins), which tasks are therefore
-held out of classifier training (:func:`training_candidates`, paper §5.6), the trained policies
-(:data:`TRAINED_POLICIES`) and where they are saved (:func:`policy_path`, :func:`load_policies`).
+The evaluation protocol the tables rest on (which tasks, which are held out of training, the
+trained policies and where they are saved) is in :mod:`protocol`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,84 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .experiments import by_setting, fit, group_average
-from .features import CODE_VERSION
+from .experiments import by_setting, group_average
 from .paper_results import PAPER_POLICIES, SETTINGS, paper_reference, paper_task
 from .paths import results_dir
 from .plots import _ordered
-from .policy_io import load_policy
-
-# ----------------------------------------------------------------------------- protocol
-# The paper's test tasks (§5.1) in table order, and the offline task standing in for each when the
-# data folder lacks it (the same pairs as notebooks 01/02, so their features caches are shared).
-TABLE_TASKS: tuple[str, ...] = ("mmlu", "commonsense_qa", "squad", "sentiment", "ag_news",
-                                "antonym", "country-capital", "choose_first_of_3")
-TABLE_FALLBACKS: tuple[str, ...] = ("builtin_alphabetically_first_3", "builtin_present_past",
-                                    "builtin_choose_middle_of_3", "builtin_sentiment", "builtin_topic",
-                                    "builtin_antonym", "builtin_country_capital", "builtin_choose_first_of_3")
-QA_POSITIONS: slice = slice(0, 3)    # Table 2 columns: mmlu, commonsense_qa, squad (or stand-ins)
-CLS_RULE_POSITIONS: slice = slice(3, None)  # Table 3 columns: sentiment, ag_news, rule tasks
-# Exit classifiers trained in notebook 03: name -> (experiments.fit short name, hyper-parameters).
-TRAINED_POLICIES: dict[str, tuple[str, dict]] = {
-    "svm": ("svm", {}),                                   # the paper's AdaInfer (SVC defaults)
-    "svm_balanced": ("svm", {"class_weight": "balanced"}),  # counters the label imbalance
-    "crf": ("crf", {}),                                   # online decoding (realisable)
-    "crf_offline": ("crf", {"decoding": "offline"}),      # sees later layers: comparison only
-}
 
 ACC, FLOPS, HONEST = "Acc (%)", "FLOPs Eq.2 (%)", "FLOPs honest (%)"
 EXIT = "exit layer"
 METRICS: tuple[str, ...] = (ACC, FLOPS, HONEST)
 _PERCENT = {"accuracy": ACC, "flops_ratio_paper": FLOPS, "flops_ratio_honest": HONEST}
-
-
-def held_out_tasks(available: Sequence[str]) -> list[str]:
-    """Tasks never used to train a classifier: the table tasks, their offline stand-ins, every
-    ``mmlu_<subject>`` and ``sst2`` (the SST-2 data behind ``sentiment``)."""
-    held = set(TABLE_TASKS) | set(TABLE_FALLBACKS) | {"sst2"}
-    return sorted(held | {t for t in available if t.startswith("mmlu")})
-
-
-def training_candidates(available: Sequence[str]) -> list[str]:
-    """The pool the training tasks are sampled from (paper §5.6: 6-9 of the task training sets):
-    every available task (function-vector tasks and the offline ones) minus :func:`held_out_tasks`."""
-    held = set(held_out_tasks(available))
-    return sorted(t for t in available if t not in held)
-
-
-def policy_path(model: str, name: str) -> Path:
-    """``results/policies/<model>_<name>.json``: where notebook 03 saves a trained policy."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model)
-    return results_dir() / "policies" / f"{safe}_{name}.json"
-
-
-def fit_policies(train: pd.DataFrame) -> dict:
-    """Fit every :data:`TRAINED_POLICIES` entry on one model's training features; name -> policy."""
-    models = train["model"].unique()
-    if len(models) != 1:
-        raise ValueError(f"fit_policies needs the training features of one model, got {list(models)}")
-    return {name: fit(kind, train, **params) for name, (kind, params) in TRAINED_POLICIES.items()}
-
-
-def training_meta(profile, train_tasks: Sequence[str], n_train_tasks: int, pool_seed: int) -> dict:
-    """What a trained policy depends on (saved as its ``features_meta``; JSON types only): the
-    sampled tasks and how they were sampled, shots, examples per task, seeds, prompt cap, label,
-    features code version and the :data:`TRAINED_POLICIES` spec. ``profile``: a :class:`profiles.Profile`."""
-    return {"train_tasks": list(train_tasks), "n_train_tasks": int(n_train_tasks), "pool_seed": int(pool_seed),
-            "shots": [0, *(int(k) for k in profile.few_shots)], "train_limit": int(profile.train_limit),
-            "seed": int(profile.seed), "max_prompt_tokens": int(profile.max_prompt_tokens), "label": "correct",
-            "features_version": CODE_VERSION,
-            "policies": {name: [kind, dict(params)] for name, (kind, params) in TRAINED_POLICIES.items()}}
-
-
-def load_policies(model: str, meta: dict) -> dict | None:
-    """The saved :data:`TRAINED_POLICIES` of ``model`` if every file exists and was trained with
-    exactly ``meta`` (the ``features_meta`` given to :func:`policy_io.save_policy`); else None."""
-    paths = {name: policy_path(model, name) for name in TRAINED_POLICIES}
-    for path in paths.values():
-        if not path.is_file() or json.loads(path.read_text(encoding="utf-8")).get("features_meta") != meta:
-            return None
-    return {name: load_policy(path, model=model) for name, path in paths.items()}
 
 
 # ----------------------------------------------------------------------------- tables

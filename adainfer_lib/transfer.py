@@ -22,7 +22,7 @@ thing at every depth. Our choice, checked by :func:`check_transferable`:
 A linear-chain CRF additionally learns per-STEP transitions (layer l-1 -> l), so its dynamics are
 tied to the source model's layer granularity; the check says so when the depths differ.
 
-Which tasks a training pool may draw from is the tables' protocol (:func:`tables.training_candidates`).
+Which tasks a training pool may draw from is the protocol (:func:`protocol.training_candidates`).
 """
 
 from __future__ import annotations
