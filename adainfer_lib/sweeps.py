@@ -285,3 +285,51 @@ def oracle_fraction(points: pd.DataFrame, by: Sequence[str] = ("task",), max_dro
     out["fraction"] = np.where(out["oracle_savings"] > 0, out["savings"] / out["oracle_savings"], np.nan)
     cols = by + ["method", "param", "accuracy", "drop", "savings", "oracle_savings", "fraction", "within"]
     return out[cols].sort_values(by + ["fraction"], ascending=[True] * len(by) + [False]).reset_index(drop=True)
+
+
+def select_then_test(selection: pd.DataFrame, test: pd.DataFrame, candidates: Sequence[str],
+                     by: Sequence[str] = ("task",), max_drop: float = 0.01, full: str = "full",
+                     oracle: str = "oracle") -> pd.DataFrame:
+    """Choose ONE method per group on the selection split, then report it on the test split.
+
+    Picking the best of many candidates by their test scores is itself fitting to the test split
+    (with 40 test examples and ~30 candidates the winner's margin is mostly luck). Here the choice is
+    made on ``selection`` (e.g. the calibration split): among ``candidates`` (single-point methods;
+    not curves), the one with the largest savings whose accuracy is within ``max_drop`` of the full
+    model there (:func:`oracle_fraction`); ties keep the earlier candidate. Its ``test`` row is then
+    reported whatever it shows. Both frames: one row per (``by`` group, method) with ``accuracy``,
+    ``mean_exit_layer``, ``num_layers``, plus ``full`` and ``oracle`` rows per group.
+
+    Returns one row per group: ``chosen`` (NaN when no candidate qualifies on the selection split:
+    the full model is used), ``selection_accuracy``, ``selection_savings``, and on the test split
+    ``full_accuracy``, ``accuracy``, ``drop`` (full minus chosen), ``savings``, ``oracle_savings``,
+    ``fraction`` (savings / oracle savings; 0 when nothing was chosen)."""
+    by = list(by)
+    dup = test.duplicated(by + ["method"]) | selection.duplicated(by + ["method"])
+    if dup.any():
+        raise ValueError("select_then_test needs one row per (group, method) in both frames (no curves)")
+    if "param" not in selection.columns:
+        selection = selection.assign(param=np.nan)
+    sel = oracle_fraction(selection, by, max_drop, full, oracle)
+    sel = sel[sel["method"].isin(list(candidates)) & sel["within"]]
+    order = {m: i for i, m in enumerate(candidates)}
+    sel = sel.assign(_o=sel["method"].map(order)).sort_values(["savings", "_o"], ascending=[False, True],
+                                                               kind="stable").drop_duplicates(by)
+    pts = test.assign(savings=1 - test["mean_exit_layer"] / test["num_layers"])
+    ref = pts[pts["method"] == full].set_index(by)["accuracy"].rename("full_accuracy").to_frame()
+    ref["oracle_savings"] = pts[pts["method"] == oracle].set_index(by)["savings"]
+    if ref.isna().any().any():
+        raise ValueError(f"test points need a {full!r} and an {oracle!r} row for every group of {by}")
+    out = ref.reset_index().merge(sel[by + ["method", "accuracy", "savings"]].rename(columns={
+        "method": "chosen", "accuracy": "selection_accuracy", "savings": "selection_savings"}), on=by, how="left")
+    picked = pts[by + ["method", "accuracy", "savings"]].rename(columns={"method": "chosen"})
+    out = out.merge(picked, on=by + ["chosen"], how="left")
+    none = out["chosen"].isna()
+    out.loc[none, "accuracy"] = out.loc[none, "full_accuracy"]
+    out.loc[none, "savings"] = 0.0
+    if out["accuracy"].isna().any():
+        raise ValueError("a chosen method has no test row")
+    out["drop"] = out["full_accuracy"] - out["accuracy"]
+    out["fraction"] = np.where(out["oracle_savings"] > 0, out["savings"] / out["oracle_savings"], 0.0)
+    return out[by + ["chosen", "selection_accuracy", "selection_savings", "full_accuracy", "accuracy", "drop",
+                     "savings", "oracle_savings", "fraction"]]

@@ -19,6 +19,7 @@ from adainfer_lib.sweeps import (
     oracle_point,
     plot_pareto,
     policy_points,
+    select_then_test,
     static_sweep,
     threshold_sweep,
 )
@@ -192,3 +193,24 @@ def test_oracle_fraction() -> None:
     assert not out.loc["svm", "within"] and np.isnan(out.loc["svm", "fraction"])
     with pytest.raises(ValueError, match="oracle"):
         oracle_fraction(pts[pts.method != "oracle"])
+
+
+def test_select_then_test_chooses_on_selection_only() -> None:
+    """The method is chosen on the selection split; its TEST numbers are reported even when a
+    different candidate looks better on test (that would be choosing on test)."""
+    def pts(acc: dict, exits: dict) -> pd.DataFrame:
+        return pd.DataFrame([{"task": "a", "method": m, "accuracy": acc[m], "mean_exit_layer": exits[m],
+                              "num_layers": 10} for m in acc])
+    sel = pts({"full": 0.8, "oracle": 0.9, "x": 0.8, "y": 0.7, "z": 0.8},
+              {"full": 10, "oracle": 6, "x": 8, "y": 5, "z": 9})
+    test = pts({"full": 0.6, "oracle": 0.9, "x": 0.55, "y": 0.6, "z": 0.6},
+               {"full": 10, "oracle": 5, "x": 8, "y": 4, "z": 9})
+    out = select_then_test(sel, test, ["x", "y", "z"]).iloc[0]
+    assert out["chosen"] == "x" and out["selection_savings"] == pytest.approx(0.2)   # y loses 10 pts on selection
+    assert out["accuracy"] == 0.55 and out["drop"] == pytest.approx(0.05)             # reported as is on test
+    assert out["fraction"] == pytest.approx(0.2 / 0.5)
+    # nothing qualifies on the selection split -> the full model, no savings
+    none = select_then_test(sel, test, ["y"]).iloc[0]
+    assert pd.isna(none["chosen"]) and none["savings"] == 0 and none["drop"] == 0 and none["fraction"] == 0
+    with pytest.raises(ValueError, match="one row per"):
+        select_then_test(pd.concat([sel, sel]), test, ["x"])
