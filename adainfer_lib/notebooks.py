@@ -39,13 +39,16 @@ def run_all(profile: str = "default", only: list[str] | None = None, **parameter
                             cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"   done in {timings[-1][1]:.0f} s", flush=True)
-    if only is None:
-        write_run_info(profile, timings)
+    write_run_info(profile, timings, partial=only is not None)
     return timings
 
 
-def write_run_info(profile: str, timings: list[tuple[str, float]]) -> Path:
-    """Record which run produced results/ and figures/ (read by :mod:`report`)."""
+def write_run_info(profile: str, timings: list[tuple[str, float]], partial: bool = False) -> Path | None:
+    """Record which run produced results/ and figures/ (read by :mod:`report`).
+
+    A full run rewrites ``results/run_info.json``. A partial run (``--only``) of the same profile adds
+    its notebooks under ``"reruns"`` (notebook -> commit, date, seconds) so the record says which files
+    a later commit rewrote; a partial run of another profile leaves the record alone (returns None)."""
     import datetime
     import json
     import subprocess
@@ -58,8 +61,16 @@ def write_run_info(profile: str, timings: list[tuple[str, float]]) -> Path:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     path = results_dir() / "run_info.json"
-    path.write_text(json.dumps({"profile": profile, "commit": commit,
-                                "date": datetime.date.today().isoformat(),
-                                "seconds": {name.split("_")[0]: round(sec, 1) for name, sec in timings}},
-                               indent=1) + "\n")
+    today = datetime.date.today().isoformat()
+    seconds = {name.split("_")[0]: round(sec, 1) for name, sec in timings}
+    if partial:
+        info = json.loads(path.read_text()) if path.exists() else None
+        if not info or info.get("profile") != profile:
+            return None
+        info.setdefault("reruns", {}).update({k: {"commit": commit, "date": today, "seconds": v}
+                                              for k, v in seconds.items()})
+    else:
+        info = {"profile": profile, "commit": commit, "date": today, "seconds": seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=1) + "\n")
     return path

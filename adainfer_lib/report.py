@@ -5,7 +5,7 @@
 - ``results/run_info.json`` (profile, date, commit and timings of the run that produced the files),
 - ``results/04_results_<model>.csv`` (per task x setting x policy: Acc, FLOPs Eq. 2, FLOPs honest,
   with the paper's Llama2-13B numbers for the matching task), for the default and the second model,
-- ``results/08_target.md`` and ``results/04_engine_timing.md`` when present,
+- ``results/08_target.md``, ``results/04_engine_timing.md`` and ``results/08_wallclock.md`` when present,
 - ``figures/01_layer_accuracy.png`` and a ``figures/08_pareto_*.png``.
 
 The "reading" sentences are computed from the same numbers, so they change when the numbers do.
@@ -77,7 +77,9 @@ def build_section(models: list[str] | None = None) -> str:
         parts.append(f"Produced by `adainfer notebooks --profile {info.get('profile')}` (the README's main command) "
                      f"at commit `{info.get('commit', '?')}` on {info.get('date', '?')}; notebook times: "
                      + ", ".join(f"{k} {v:.0f} s" for k, v in info.get("seconds", {}).items()) + ". "
-                     "Small samples: read differences of a few points as noise.")
+                     "Small samples: read differences of a few points as noise."
+                     + "".join(f" Notebook {k} was re-run alone at commit `{v['commit']}` ({v['seconds']:.0f} s)."
+                               for k, v in info.get("reruns", {}).items()))
         parts.append("")
     else:
         parts += ["These files were written by separate notebook runs (no `results/run_info.json`): each table's "
@@ -101,7 +103,8 @@ def build_section(models: list[str] | None = None) -> str:
         first = next((p for p in pareto if "sentiment" in p.name), pareto[0])
         parts += ["Accuracy against compute for every policy (notebook 08):", "", f"![Pareto]({rel(first)})", ""]
     for name, title in (("08_target.md", "Issue-5 target (notebook 08)"),
-                        ("04_engine_timing.md", "Real early exit, measured wall-clock (notebook 04)")):
+                        ("04_engine_timing.md", "Real early exit, measured wall-clock (notebook 04)"),
+                        ("08_wallclock.md", "Real early exit at batch 1 and 8 against the FLOPs prediction (notebook 08)")):
         text = _read(name)
         if text:
             parts += [f"### {title}", "", text, ""]
