@@ -2,9 +2,18 @@
 
 - ``ci``: what nbval runs in the test suite (seconds to a minute per notebook; a smoke test of the
   whole story on few examples, numbers are NOT meaningful).
-- ``default``: what the README's main command runs (all notebooks in well under 30 minutes on 2 CPU
-  cores; small but real samples).
-- ``full``: more examples and every task; hours on a CPU, minutes on a GPU.
+- ``default``: what the README's main command runs (all notebooks in under 30 minutes on 2 CPU
+  cores; small but real samples: 40 test examples per task and k).
+- ``full``: 200 examples per task and k, k = 0/5/10/15/20, prompts up to 2048 tokens, Qwen2.5-0.5B as
+  the second model. NOT run end-to-end here; estimated at 10-12 hours on the 2-core development VM
+  from per-prompt costs measured on 2026-12-05 (features pass, batch 8, 2 threads, 16 sentiment
+  prompts each: Gemma-3-270M 0.12 / 0.21 / 0.59 s per prompt at k = 0 / 5 / 20 (17 / 102 / 352
+  tokens), Qwen2.5-0.5B 0.16 / 0.50 / 1.63 s), times the prompt counts (about 8,000 test prompts
+  per model for the tables, 6,000 training prompts per model, 2,000 calibration prompts), with
+  longer tasks (MMLU, SQuAD, AG News) at 2-5x sentiment's length. Minutes on a GPU.
+
+Measured: ``default`` from a clean clone (fresh venv, empty model and features cache), 2026-12-04:
+24 min 56 s wall for ``bash scripts/main.sh`` including set-up (notebooks 1,408 s; 01 679 s, 08 484 s).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", DEFAULT_MODEL, TEST_MODEL, limit=8, train_limit=8, few_shots=(5,),
                   batch_size=8, max_prompt_tokens=512),
     # Trimmed after a contended run of 03+04 took ~92 min with (qwen2.5-0.5b, k=5/10, 768 tokens,
-    # train_limit=40); the committed results/ were made with those values (their captions say so).
+    # train_limit=40); with these values the whole main job took 25 min from a clean clone.
     "default": Profile("default", DEFAULT_MODEL, TEST_MODEL, limit=40, train_limit=24,
                        few_shots=(5,), batch_size=8, max_prompt_tokens=512),
     "full": Profile("full", DEFAULT_MODEL, "qwen2.5-0.5b", limit=200, train_limit=200,
