@@ -13,6 +13,8 @@ drawing lives in :mod:`plots`. Pure pandas / numpy, no model needed.
   accuracy reaches the final layer's ("accuracy matches that of the final layer by the 24th layer").
 - :func:`feature_profile`: mean and std of gap, top_prob and the cosine features per layer
   (Figures 3/4, §4.1).
+- :func:`paired_difference_ci`: a bootstrap confidence interval of an accuracy difference measured
+  on the same examples (e.g. full model minus an early-exit policy), for small test samples.
 
 Conventions: layers are 1-based (1..L, ``num_layers`` = L); ``depth`` = layer / L in (0, 1];
 variances and standard deviations are population statistics (``ddof=0``), so they are defined
@@ -245,3 +247,24 @@ def feature_profile(df: pd.DataFrame, features: Sequence[str] = BASE_FEATURES + 
     out["n"] = out["n"].astype(np.int64)
     out["depth"] = out["layer"] / out["num_layers"]
     return _sort(out[keys + ["feature", "num_layers", "depth", "n", "mean", "std"]], ["feature", "layer"])
+
+
+def paired_difference_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
+                         n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``mean(a) - mean(b)`` resampling the PAIRS (a_i, b_i).
+
+    ``a``, ``b``: per-example scores on the same examples in the same order, e.g. 1.0 / 0.0 for
+    correct / wrong of the full model and of a policy, shape (n,). With 40 test examples one example
+    is 2.5 points; the interval says how far a measured drop could be from its expectation
+    (:func:`scipy.stats.bootstrap`, ``paired=True``). Identical inputs give (0.0, 0.0)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"need two 1-D arrays of the same length >= 2, got shapes {x.shape} and {y.shape}")
+    if np.array_equal(x, y):
+        return 0.0, 0.0
+    from scipy.stats import bootstrap
+
+    res = bootstrap((x, y), lambda u, v, axis=-1: u.mean(axis=axis) - v.mean(axis=axis), paired=True,
+                    vectorized=True, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

@@ -180,3 +180,19 @@ def test_save_figure_writes_png_pdf_csv(tmp_path, monkeypatch):
     assert len(fig.axes) == 2 * 2 * 2  # (feature x shots) rows x models
     with pytest.raises(ValueError, match="bare file stem"):
         save_figure(fig, "figures/x.png", prof)
+
+
+def test_paired_difference_ci():
+    from adainfer_lib.stats import paired_difference_ci
+
+    full = np.array([1, 1, 1, 1, 0, 0, 1, 1, 0, 1] * 4, dtype=float)
+    assert paired_difference_ci(full, full) == (0.0, 0.0)
+    worse = full.copy()
+    worse[:4] = 0                                      # 4 of 40 examples lost: a drop of 10 points
+    lo, hi = paired_difference_ci(full, worse, seed=1)
+    assert 0 <= lo < 0.1 < hi <= 0.25                  # paired: the drop can never be negative here
+    assert paired_difference_ci(full, worse, seed=1) == (lo, hi)   # seeded
+    lo2, hi2 = paired_difference_ci(worse, full, seed=1)
+    assert lo2 == pytest.approx(-hi) and hi2 == pytest.approx(-lo)
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference_ci(full, full[:-1])
