@@ -36,6 +36,8 @@ from .models import LM
 # Features readable from the lens restricted to the task's answer tokens (plus depth): a policy
 # using only these never needs the full-vocabulary head before its exit layer.
 ANSWER_ONLY_FEATURES = frozenset({"ans_gap", "ans_top_prob", "ans_top1_changed", "rel_depth"})
+# Features computed from the layer index alone: they need no lens at all.
+DEPTH_ONLY_FEATURES = frozenset({"rel_depth"})
 
 
 def lens_need(policy) -> str:
@@ -46,8 +48,8 @@ def lens_need(policy) -> str:
     the full lens runs once in every case: the prediction is its argmax."""
     if getattr(policy, "needs_full_lens", False) or not hasattr(policy, "feature_names"):
         return "full"
-    names = set(policy.feature_names())
-    if not names:
+    names = set(policy.feature_names()) - DEPTH_ONLY_FEATURES
+    if not names:  # static depth, full model, or a score of the layer index alone (calibrated depth)
         return "none"
     return "answer" if names <= ANSWER_ONLY_FEATURES else "full"
 

@@ -26,6 +26,7 @@ def _policies(train: pd.DataFrame, L: int, label: str) -> dict:
         "rule": make_policy("rule", threshold=gap_q),
         "rule_answer": make_policy("rule", feature="ans_top_prob", threshold=ans_q),
         "static": make_policy("static", depth=max(1, L // 2)),
+        "rule_depth": make_policy("rule", feature="rel_depth", threshold=0.5),  # needs no lens before its exit
         "full": make_policy("full"),
         "oracle": make_policy("oracle"),
         "svm": make_policy("svm", class_weight="balanced", label=label).fit(train),
@@ -103,6 +104,7 @@ def test_lens_need_and_honest_charge():
     assert lens_need(make_policy("rule", feature="ans_top_prob")) == "answer"
     assert lens_need(make_policy("svm", features=("ans_gap", "rel_depth"))) == "answer"
     assert lens_need(make_policy("svm", features=("gap", "rel_depth"))) == "full"
+    assert lens_need(make_policy("rule", feature="rel_depth")) == "none"      # the layer index alone
 
     class Cfg:  # llama-like dims for the FLOPs count
         model_type, hidden_size, num_hidden_layers, num_attention_heads = "llama", 64, 4, 4
