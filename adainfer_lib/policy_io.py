@@ -258,22 +258,3 @@ def _from_doc(doc: dict[str, Any], path: Path) -> Any:
     if not ok:
         raise ValueError(f"{path}: fitted state for {cls.__name__} has neither a model nor a constant")
     return policy
-    try:
-        constant = fitted["constant"]
-        policy.constant_ = None if constant is None else int(constant)
-        policy.n_train_rows_ = int(fitted["n_train_rows"])
-        if isinstance(policy, SVMPolicy):
-            policy.svc_ = None if fitted["skops"] is None else _load_svc(fitted["skops"], path)
-            ok = policy.svc_ is not None or policy.constant_ is not None
-        else:
-            blob = fitted["crfsuite"]
-            policy.model_bytes_ = None if blob is None else base64.b64decode(blob)
-            policy._tagger = None
-            if policy.model_bytes_ is not None:
-                policy._get_tagger()  # fail now, not at predict time, on a corrupt model
-            ok = policy.model_bytes_ is not None or policy.constant_ is not None
-    except (KeyError, TypeError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: malformed fitted state for {cls.__name__}: {exc}") from exc
-    if not ok:
-        raise ValueError(f"{path}: fitted state for {cls.__name__} has neither a model nor a constant")
-    return policy

@@ -93,7 +93,7 @@ def test_every_row_appears_in_the_paper_text():
         for _, g in df.groupby(["model", "policy", "setting"], sort=False):
             vals = [v for r in g.itertuples() for v in (r.accuracy, r.flops)]
             assert any(line[-len(vals):] == vals for line in lines), (n, g.iloc[0][KEY].tolist(), vals)
-    for n, cols in ((4, None), (5, None)):
+    for n in (4, 5):
         df = paper_table(n)
         for _, g in df.groupby(["task", "setting"], sort=False):
             vals = [v for r in g.itertuples() for v in (r.accuracy, r.flops)]

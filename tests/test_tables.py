@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adainfer_lib import tables
 from adainfer_lib.paper_results import AVG_CLS
 from adainfer_lib.tables import (ACC, FLOPS, HONEST, by_task_table, flat_columns, long_table, save_table,
                                  setting_table, wide_table)
