@@ -5,12 +5,13 @@
 - ``default``: what the README's main command runs (all notebooks in under 30 minutes on 2 CPU
   cores; small but real samples: 40 test examples per task and k).
 - ``full``: 200 examples per task and k, k = 0/5/10/15/20, prompts up to 2048 tokens, Qwen2.5-0.5B as
-  the second model. NOT run end-to-end here; estimated at 10-12 hours on the 2-core development VM
-  from per-prompt costs measured on 2026-12-05 (features pass, batch 8, 2 threads, 16 sentiment
-  prompts each: Gemma-3-270M 0.12 / 0.21 / 0.59 s per prompt at k = 0 / 5 / 20 (17 / 102 / 352
-  tokens), Qwen2.5-0.5B 0.16 / 0.50 / 1.63 s), times the prompt counts (about 8,000 test prompts
-  per model for the tables, 6,000 training prompts per model, 2,000 calibration prompts), with
-  longer tasks (MMLU, SQuAD, AG News) at 2-5x sentiment's length. Minutes on a GPU.
+  the second model. NOT run end-to-end here; estimated at roughly 10 hours on the 2-core development
+  VM from the per-prompt cost of the features pass measured with ``python benchmarks/bench_profile.py
+  --models gemma3-270m qwen2.5-0.5b --shots 0 5 20 --n 16`` (2026-12-05, 2 threads, batch 8, sentiment):
+  Gemma-3-270M 0.18 / 0.24 / 0.67 s per prompt at k = 0 / 5 / 20 (16 / 101 / 358 tokens),
+  Qwen2.5-0.5B 0.36 / 0.53 / 1.91 s; times the prompt counts (8 table tasks x 5 k x 200 = 8,000 test
+  prompts per model, about as many training prompts, 2,000 calibration prompts), with the longer
+  tasks (MMLU, SQuAD, AG News) at 2-5x sentiment's length. Minutes on a GPU.
 
 Measured: ``default`` from a clean clone (fresh venv, empty model and features cache), 2026-12-04:
 24 min 56 s wall for ``bash scripts/main.sh`` including set-up (notebooks 1,408 s; 01 679 s, 08 484 s).
