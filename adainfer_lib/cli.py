@@ -108,7 +108,8 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     if a.scorer_file:
         scorer = load_policy(a.scorer_file, model=a.model)
         if not isinstance(scorer, (SVMPolicy, ExitScorer)):
-            raise ValueError(f"{a.scorer_file}: a scorer must be a fitted SVM policy, not {type(scorer).__name__}")
+            raise ValueError(f"{a.scorer_file}: a scorer must be a fitted SVMPolicy or ExitScorer, "
+                             f"not {type(scorer).__name__}")
         meta["scorer"] = "file " + a.scorer_file
     elif a.scorer == "feature":
         scorer = None
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", choices=["feature", "hgb", "logistic", "svm"], default="hgb",
                    help="feature: the --score-feature column; hgb/logistic: an ExitScorer, svm: a balanced SVM "
                         "(sigmoid of its decision function), both trained on --train-tasks")
-    p.add_argument("--scorer-file", help="a saved fitted SVM policy to use as the scorer (overrides --scorer)")
+    p.add_argument("--scorer-file", help="a saved fitted SVMPolicy or ExitScorer (policy_io) as the scorer (overrides --scorer)")
     p.add_argument("--score-feature", default="top1_ans_prob", help="--scorer feature: the score column")
     p.add_argument("--features", help="comma-separated features of a trained scorer")
     p.add_argument("--train-tasks", help="scorer training tasks (default: 6 sampled offline tasks)")
