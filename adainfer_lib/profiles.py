@@ -13,8 +13,9 @@
   prompts per model, about as many training prompts, 2,000 calibration prompts), with the longer
   tasks (MMLU, SQuAD, AG News) at 2-5x sentiment's length. Minutes on a GPU.
 
-Measured: ``default`` from a clean clone (fresh venv, empty model and features cache), 2026-12-04:
-24 min 56 s wall for ``bash scripts/main.sh`` including set-up (notebooks 1,408 s; 01 679 s, 08 484 s).
+Measured: ``default`` from a clean clone (fresh venv, empty model and features cache): 20 min 19 s
+wall for ``bash scripts/main.sh`` including set-up at commit a616676 (notebooks 1,131 s; 01 402 s,
+08 483 s); 24 min 56 s at f6017d2 on a busier machine.
 """
 
 from __future__ import annotations
