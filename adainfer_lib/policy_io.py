@@ -34,6 +34,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .calibration import CalibratedPolicy, ExitScorer
 from .policies import POLICIES, CRFPolicy, SVMPolicy, _Policy
 
 FORMAT = "adainfer-policy"
@@ -55,7 +56,8 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset({
     "builtins.float",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # ExitScorer(model="hgb")
 })
-_CLASSES: dict[str, type[_Policy]] = {cls.__name__: cls for cls in POLICIES.values()}
+# What a policy file may hold: the policies of :mod:`policies`, calibrated exits and their scorers.
+_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (*POLICIES.values(), CalibratedPolicy, ExitScorer)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -90,8 +92,6 @@ def _skops_blob(estimator: Any) -> str:
 
 
 def _fitted_state(policy: Any) -> dict[str, Any] | None:
-    from .calibration import CalibratedPolicy, ExitScorer
-
     if isinstance(policy, CalibratedPolicy):
         if not hasattr(policy, "threshold_"):
             return None
@@ -131,17 +131,11 @@ def save_policy(policy: _Policy, path: str | Path, *, model: str,
     return path
 
 
-def _classes() -> dict[str, type]:
-    from .calibration import CalibratedPolicy, ExitScorer
-
-    return {**_CLASSES, "CalibratedPolicy": CalibratedPolicy, "ExitScorer": ExitScorer}
-
-
 def _doc(policy: Any) -> dict[str, Any]:
     """``{"class", "params", "features", "fitted"}`` of a policy or scorer (nested for scorers)."""
     name = type(policy).__name__
-    if name not in _classes():
-        raise ValueError(f"cannot save {name}; known classes: {sorted(_classes())}")
+    if name not in _CLASSES:
+        raise ValueError(f"cannot save {name}; known classes: {sorted(_CLASSES)}")
     params = policy.get_params(deep=False)
     if name == "CalibratedPolicy" and params.get("scorer") is not None:
         params["scorer"] = _doc(params["scorer"])
@@ -200,11 +194,9 @@ def load_policy(path: str | Path, *, model: str | None = None,
 
 def _from_doc(doc: dict[str, Any], path: Path) -> Any:
     """Rebuild a policy or scorer from :func:`_doc`'s dict (ValueError naming ``path``)."""
-    from .calibration import CalibratedPolicy, ExitScorer
-
-    cls = _classes().get(doc.get("class"))
+    cls = _CLASSES.get(doc.get("class"))
     if cls is None:
-        raise ValueError(f"{path}: unknown policy class {doc.get('class')!r}; known: {sorted(_classes())}")
+        raise ValueError(f"{path}: unknown policy class {doc.get('class')!r}; known: {sorted(_CLASSES)}")
     if not isinstance(doc.get("params"), dict):
         raise ValueError(f"{path}: 'params' must be an object")
     params = dict(doc["params"])
