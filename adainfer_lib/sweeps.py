@@ -256,6 +256,17 @@ class NoLossOraclePolicy(_Policy):
         return np.where(final_ok.to_numpy() == 1.0, correct, 1.0).astype(int)
 
 
+def _references(pts: pd.DataFrame, by: list[str], full: str, oracle: str) -> pd.DataFrame:
+    """Per ``by`` group: the ``full`` method's accuracy and the ``oracle`` method's savings (columns
+    ``full_accuracy``, ``oracle_savings``); ValueError when a group lacks either row."""
+    full_acc = pts[pts["method"] == full].groupby(by)["accuracy"].first().rename("full_accuracy")
+    oracle_sav = pts[pts["method"] == oracle].groupby(by)["savings"].first().rename("oracle_savings")
+    ref = pd.concat([full_acc, oracle_sav], axis=1)
+    if len(ref.dropna()) != len(pts[by].drop_duplicates()):
+        raise ValueError(f"points need a {full!r} and an {oracle!r} row for every group of {by}")
+    return ref.reset_index()
+
+
 def oracle_fraction(points: pd.DataFrame, by: Sequence[str] = ("task",), max_drop: float = 0.01,
                     full: str = "full", oracle: str = "oracle") -> pd.DataFrame:
     """What fraction of the oracle's layer savings each method reaches within ``max_drop`` of the
@@ -269,13 +280,7 @@ def oracle_fraction(points: pd.DataFrame, by: Sequence[str] = ("task",), max_dro
     savings, oracle_savings, fraction, within (a point qualified)."""
     by = list(by)
     pts = points.assign(savings=1 - points["mean_exit_layer"] / points["num_layers"])
-    full_acc = pts[pts["method"] == full].groupby(by)["accuracy"].first().rename("full_accuracy")
-    oracle_sav = pts[pts["method"] == oracle].groupby(by)["savings"].first().rename("oracle_savings")
-    ref = pd.concat([full_acc, oracle_sav], axis=1)
-    groups = pts[by].drop_duplicates()
-    if len(ref.dropna()) != len(groups):
-        raise ValueError(f"points need a {full!r} and an {oracle!r} row for every group of {by}")
-    pts = pts.merge(ref.reset_index(), on=by, how="left")
+    pts = pts.merge(_references(pts, by, full, oracle), on=by, how="left")
     pts["drop"] = pts["full_accuracy"] - pts["accuracy"]
     ok = pts[pts["drop"] <= max_drop + 1e-9]
     best = ok.sort_values("savings", ascending=False, kind="stable").groupby(by + ["method"], sort=False).head(1)
@@ -316,11 +321,7 @@ def select_then_test(selection: pd.DataFrame, test: pd.DataFrame, candidates: Se
     sel = sel.assign(_o=sel["method"].map(order)).sort_values(["savings", "_o"], ascending=[False, True],
                                                                kind="stable").drop_duplicates(by)
     pts = test.assign(savings=1 - test["mean_exit_layer"] / test["num_layers"])
-    ref = pts[pts["method"] == full].set_index(by)["accuracy"].rename("full_accuracy").to_frame()
-    ref["oracle_savings"] = pts[pts["method"] == oracle].set_index(by)["savings"]
-    if ref.isna().any().any():
-        raise ValueError(f"test points need a {full!r} and an {oracle!r} row for every group of {by}")
-    out = ref.reset_index().merge(sel[by + ["method", "accuracy", "savings"]].rename(columns={
+    out = _references(pts, by, full, oracle).merge(sel[by + ["method", "accuracy", "savings"]].rename(columns={
         "method": "chosen", "accuracy": "selection_accuracy", "savings": "selection_savings"}), on=by, how="left")
     picked = pts[by + ["method", "accuracy", "savings"]].rename(columns={"method": "chosen"})
     out = out.merge(picked, on=by + ["chosen"], how="left")
