@@ -13,9 +13,9 @@
   prompts per model, about as many training prompts, 2,000 calibration prompts), with the longer
   tasks (MMLU, SQuAD, AG News) at 2-5x sentiment's length. Minutes on a GPU.
 
-Measured: ``default`` from a clean clone (fresh venv, empty model and features cache): 20 min 19 s
-wall for ``bash scripts/main.sh`` including set-up at commit a616676 (notebooks 1,131 s; 01 402 s,
-08 483 s); 24 min 56 s at f6017d2 on a busier machine.
+Measured: ``default`` from a clean clone (fresh venv, empty model and features cache): 19 min 40 s
+wall for ``bash scripts/main.sh`` including set-up at commit 5440168 (notebooks 1,098 s; 01 385 s,
+08 481 s); 24 min 56 s at f6017d2 on a busier machine.
 """
 
 from __future__ import annotations
